@@ -1,0 +1,106 @@
+"""The whole analysis chain as pure functions: tokenize, normalize, stop, stem.
+
+Whoosh wrappers live in `indexer.whoosh_analysis`; everything here works on
+plain strings so it can be tested, benchmarked and reused without an index.
+
+Each written word (a "surface" slice of the original text) is analysed once
+and remembered: word frequencies are Zipfian, so after the first few thousand
+documents nearly every word is a cache hit.
+"""
+
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Optional
+
+from indexer.normalize import ALEF, ALEF_MAKSURA, SUPERSCRIPT_ALEF, normalize, words
+from indexer.stem import stem
+from indexer.stopwords import stopwords
+from indexer.tokenize import word_spans
+
+# Bump when any rule changes what a text indexes to: indexes record it and
+# refuse to open under another version (they must be rebuilt).
+ANALYSIS_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Form:
+    """One index word made from a surface slice.
+
+    `new_position` is False for an alternate spelling indexed at the same
+    position as the previous form (the dagger alef case). `stem` is None
+    when the word is a stopword.
+    """
+
+    exact: str
+    stem: Optional[str]
+    new_position: bool = True
+
+
+@dataclass(frozen=True)
+class Token:
+    text: str  # the original slice, marks and tatweel included
+    start: int
+    end: int
+    position: int
+    exact: str
+    stem: Optional[str]
+
+
+def _dagger_alef_as_alef(word: str) -> str:
+    """Spell each superscript alef as a full alef (ٱلْعَٰلَمِينَ -> العالمين).
+
+    Not after alef maksura: in عَلَىٰ the dagger only marks the long vowel
+    that ى already writes, and modern spelling is على.
+    """
+    chars = []
+    base = ""
+    for ch in word:
+        if ch == SUPERSCRIPT_ALEF:
+            if base != ALEF_MAKSURA:
+                chars.append(ALEF)
+            continue
+        if not ("\u064b" <= ch <= "\u065f"):  # harakat don't change the base letter
+            base = ch
+        chars.append(ch)
+    return "".join(chars)
+
+
+def stem_or_stop(exact: str) -> Optional[str]:
+    """Stem of a normalized word, or None for a stopword."""
+    if exact in stopwords():
+        return None
+    return stem(exact)
+
+
+@lru_cache(maxsize=1 << 18)
+def analyze_surface(surface: str) -> tuple:
+    """All index forms of one written word, as a tuple of `Form`.
+
+    Usually one form. A ligature such as ﷺ gives several words in a row;
+    a word written with a dagger alef also gives the full-alef spelling at
+    the same position, so both ذلك and العالمين find the Qur'anic spelling.
+    """
+    forms = []
+    for word in words(normalize(surface)):
+        forms.append(Form(word, stem_or_stop(word)))
+    if SUPERSCRIPT_ALEF in surface:
+        alternates = words(normalize(_dagger_alef_as_alef(surface)))
+        if len(alternates) == len(forms):
+            for i in range(len(forms) - 1, -1, -1):
+                alt = alternates[i]
+                if alt != forms[i].exact:
+                    forms.insert(i + 1, Form(alt, stem_or_stop(alt), new_position=False))
+    return tuple(forms)
+
+
+def analyze(text: str) -> list:
+    """Every token of `text` with original offsets, exact form and stem."""
+    tokens = []
+    position = -1
+    for start, end in word_spans(text):
+        surface = text[start:end]
+        for form in analyze_surface(surface):
+            if form.new_position:
+                position += 1
+            tokens.append(Token(surface, start, end, position, form.exact, form.stem))
+    return tokens

@@ -1,0 +1,26 @@
+"""The Arabic stopword list, normalized when loaded.
+
+Normalizing the list means vocalized (مِنْ) and hamza-less (ان) spellings are
+caught after text normalization, and the list file can be written naturally.
+"""
+
+from functools import lru_cache
+from importlib import resources
+
+from indexer.normalize import normalize, words
+
+STOPWORDS_RESOURCE = "stopwords_ar.txt"
+
+
+def parse_stopwords(lines) -> frozenset:
+    result = set()
+    for line in lines:
+        line = line.split("#", 1)[0]
+        result.update(words(normalize(line)))
+    return frozenset(result)
+
+
+@lru_cache(maxsize=1)
+def stopwords() -> frozenset:
+    text = resources.files("indexer.data").joinpath(STOPWORDS_RESOURCE).read_text("utf-8")
+    return parse_stopwords(text.splitlines())
