@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Optional
 
-from indexer.normalize import ALEF, ALEF_MAKSURA, SUPERSCRIPT_ALEF, normalize, words
+from indexer.normalize import ALEF, ALEF_MAKSURA, SUPERSCRIPT_ALEF, WAW, normalize, words
 from indexer.stem import stem
 from indexer.stopwords import stopwords
 from indexer.tokenize import word_spans
@@ -49,18 +49,23 @@ class Token:
 def _dagger_alef_as_alef(word: str) -> str:
     """Spell each superscript alef as a full alef (ٱلْعَٰلَمِينَ -> العالمين).
 
-    Not after alef maksura: in عَلَىٰ the dagger only marks the long vowel
-    that ى already writes, and modern spelling is على.
+    After waw, the waw itself is the seat that modern spelling writes as alef
+    (ٱلصَّلَوٰةَ -> الصلاة, ٱلزَّكَوٰةَ -> الزكاة, ٱلْحَيَوٰةِ -> الحياة).
+    After alef maksura nothing is added: in عَلَىٰ the dagger only marks the
+    long vowel that ى already writes, and modern spelling is على.
     """
     chars = []
-    base = ""
+    base_at = -1
     for ch in word:
         if ch == SUPERSCRIPT_ALEF:
-            if base != ALEF_MAKSURA:
+            base = chars[base_at] if base_at >= 0 else ""
+            if base == WAW:
+                chars[base_at] = ALEF
+            elif base != ALEF_MAKSURA:
                 chars.append(ALEF)
             continue
         if not ("\u064b" <= ch <= "\u065f"):  # harakat don't change the base letter
-            base = ch
+            base_at = len(chars)
         chars.append(ch)
     return "".join(chars)
 

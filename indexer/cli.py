@@ -3,8 +3,13 @@
 import argparse
 import json
 import sys
+from pathlib import Path
 
 from indexer.analysis import analyze
+
+
+def _err(message):
+    print(f"arsearch: {message}", file=sys.stderr)
 
 
 def _cmd_analyze(args) -> int:
@@ -26,6 +31,76 @@ def _cmd_analyze(args) -> int:
     return 0
 
 
+def _cmd_index(args) -> int:
+    from indexer import store
+    from indexer.build import BuildError, build_index
+    from indexer.progress import make_progress
+    from indexer.records import input_size
+
+    sizes = [input_size(spec) for spec in args.inputs]
+    total = sum(sizes) if all(s is not None for s in sizes) else None
+    progress = make_progress(total, quiet=args.quiet)
+    try:
+        report = build_index(
+            args.index, args.inputs, rebuild=args.rebuild, strict=args.strict,
+            jobs=args.jobs, wait=args.wait, progress=progress,
+        )
+    except (BuildError, store.IndexError_) as exc:
+        _err(str(exc))
+        return 1
+    except KeyboardInterrupt:
+        _err("interrupted: nothing from this run was committed; the index is as it was")
+        return 130
+    finally:
+        if progress is not None:
+            progress.close()
+    if not args.quiet or not report.committed:
+        print(report.summary(), file=sys.stderr)
+    if args.strict and report.skipped:
+        return 1
+    return 0
+
+
+def _cmd_delete(args) -> int:
+    from indexer import store
+    from indexer.maintenance import delete_documents
+
+    try:
+        deleted, missing = delete_documents(args.index, args.ids, wait=args.wait)
+    except store.IndexError_ as exc:
+        _err(str(exc))
+        return 1
+    for doc_id in missing:
+        print(f"{doc_id}: not in the index", file=sys.stderr)
+    print(f"deleted {deleted}, not found {len(missing)}", file=sys.stderr)
+    return 1 if (missing and args.strict) else 0
+
+
+def _cmd_stats(args) -> int:
+    from indexer import store
+    from indexer.maintenance import index_stats
+
+    try:
+        stats = index_stats(args.index)
+    except store.IndexError_ as exc:
+        _err(str(exc))
+        return 1
+    if args.json:
+        json.dump(stats, sys.stdout, ensure_ascii=False, indent=1)
+        sys.stdout.write("\n")
+        return 0
+    print(f"index:            {stats['path']}")
+    print(f"documents:        {stats['documents']}")
+    print(f"analysis version: {stats['analysis_version']}")
+    print(f"last commit:      {stats['last_commit']}")
+    print(f"size on disk:     {stats['size_bytes'] / 1e6:.2f} MB")
+    print(f"segments:         {stats['segments']}")
+    print("distinct terms:")
+    for name, count in stats["terms"].items():
+        print(f"  {name:<12} {count}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="arsearch", description="Full-text search for Arabic collections."
@@ -37,6 +112,35 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("text", metavar="TEXT", help="text to analyse, or - to read standard input")
     p.add_argument("--json", action="store_true", help="print a JSON array of tokens")
     p.set_defaults(func=_cmd_analyze)
+
+    p = sub.add_parser(
+        "index", help="add or replace documents (JSON Lines, CSV, a folder of .txt/.md, or -)"
+    )
+    p.add_argument("--index", required=True, metavar="DIR", help="index directory")
+    p.add_argument("inputs", nargs="+", metavar="INPUT",
+                   help="FILE.jsonl, FILE.csv, a FOLDER, or - for JSON Lines on stdin")
+    p.add_argument("--rebuild", action="store_true",
+                   help="build a fresh index beside the old one and swap it in when complete")
+    p.add_argument("--strict", action="store_true",
+                   help="any bad record fails the run and nothing is committed")
+    p.add_argument("--jobs", type=int, default=None, metavar="N",
+                   help="worker processes (default: all cores; one for small inputs)")
+    p.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
+                   help="wait this long for another indexer to finish (default: fail at once)")
+    p.add_argument("--quiet", action="store_true", help="no progress output")
+    p.set_defaults(func=_cmd_index)
+
+    p = sub.add_parser("delete", help="remove documents by id")
+    p.add_argument("--index", required=True, metavar="DIR")
+    p.add_argument("ids", nargs="+", metavar="ID")
+    p.add_argument("--wait", type=float, default=0.0, metavar="SECONDS")
+    p.add_argument("--strict", action="store_true", help="exit 1 when an id is not found")
+    p.set_defaults(func=_cmd_delete)
+
+    p = sub.add_parser("stats", help="document count, terms, size and version of an index")
+    p.add_argument("--index", required=True, metavar="DIR")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_cmd_stats)
     return parser
 
 

@@ -35,3 +35,10 @@ def test_stems_of_the_full_alef_spelling_match_modern_text():
 def test_no_extra_alef_after_alef_maksura():
     # عَلَىٰ: the dagger over ى only marks its long vowel; no "عليا" is indexed.
     assert exact_forms("عَلَىٰ") == {"علي"}
+
+
+def test_waw_with_dagger_alef_is_modern_alef():
+    # ٱلصَّلَوٰةَ, ٱلزَّكَوٰةَ: Qur'anic waw + dagger alef is written ا today.
+    assert "الصلاه" in exact_forms("ٱلصَّلَوٰةَ")
+    assert "الزكاه" in exact_forms("وَءَاتُوا۟ ٱلزَّكَوٰةَ")
+    assert {t.stem for t in analyze("الصلاة")} <= {t.stem for t in analyze("ٱلصَّلَوٰةَ")}

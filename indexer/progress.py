@@ -1,0 +1,72 @@
+"""Progress on stderr: a bar on a terminal, periodic plain lines otherwise."""
+
+import sys
+import time
+
+PLAIN_EVERY_SECONDS = 5.0
+
+
+class _Bar:
+    def __init__(self, total, stream):
+        from tqdm import tqdm
+
+        self.bar = tqdm(
+            total=total, unit="B", unit_scale=True, unit_divisor=1024,
+            desc="indexing", file=stream, dynamic_ncols=True, mininterval=0.2,
+        )
+        self.last = 0
+        self.records = 0
+
+    def __call__(self, done, report):
+        records = report.added + report.replaced + report.deleted + report.skipped
+        if done != self.last:
+            self.bar.update(done - self.last)
+            self.last = done
+        if records - self.records >= 500:
+            self.records = records
+            self.bar.set_postfix(records=records, skipped=report.skipped, refresh=False)
+
+    def close(self):
+        self.bar.close()
+
+
+class _Lines:
+    def __init__(self, total, stream):
+        self.total = total
+        self.stream = stream
+        self.started = self.next = time.monotonic()
+        self.next += PLAIN_EVERY_SECONDS
+        self.done = 0
+        self.report = None
+
+    def __call__(self, done, report):
+        self.done, self.report = done, report
+        now = time.monotonic()
+        if now >= self.next:
+            self.next = now + PLAIN_EVERY_SECONDS
+            self._line(now)
+
+    def _line(self, now):
+        report = self.report
+        records = report.added + report.replaced + report.deleted + report.skipped
+        rate = records / max(now - self.started, 1e-9)
+        share = f" of {self.total / 1e6:.1f}" if self.total else ""
+        percent = f" ({100 * self.done / self.total:.0f}%)" if self.total else ""
+        print(
+            f"indexing: {self.done / 1e6:.1f}{share} MB{percent}, {records} records, "
+            f"{rate:.0f} records/s, {report.skipped} skipped",
+            file=self.stream, flush=True,
+        )
+
+    def close(self):
+        pass
+
+
+def make_progress(total_bytes, quiet=False, stream=None):
+    """A progress(done_bytes, report) callable with .close(), or None when quiet."""
+    stream = stream or sys.stderr
+    if quiet:
+        return None
+    if stream.isatty():
+        return _Bar(total_bytes, stream)
+    return _Lines(total_bytes, stream)

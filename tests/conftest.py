@@ -1,0 +1,47 @@
+import json
+import os
+import shutil
+import subprocess
+import sys
+from importlib import resources
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def sample_records():
+    text = resources.files("indexer.data").joinpath("sample/documents.jsonl").read_text("utf-8")
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+@pytest.fixture(scope="session")
+def sample():
+    return sample_records()
+
+
+def arsearch_command():
+    exe = shutil.which("arsearch")
+    if exe and Path(exe).parent == Path(sys.executable).parent:
+        return [exe]
+    return [sys.executable, "-m", "indexer.cli"]
+
+
+def run_arsearch(*args, stdin=None, env=None, timeout=300, check=False):
+    full_env = dict(os.environ)
+    full_env.update(env or {})
+    result = subprocess.run(
+        arsearch_command() + [str(a) for a in args], input=stdin, capture_output=True,
+        text=True, encoding="utf-8", timeout=timeout, env=full_env,
+    )
+    if check:
+        assert result.returncode == 0, result.stderr
+    return result
+
+
+def write_jsonl(path, records):
+    with open(path, "w", encoding="utf-8") as f:
+        for record in records:
+            f.write(json.dumps(record, ensure_ascii=False) + "\n")
+    return path
