@@ -124,13 +124,43 @@ def live_count(segments) -> int:
     return sum(s.doc_count() for s in segments)
 
 
-def _worker_main(generation, inbox, results, number):
-    """Child process: build segments from batches until told to finish."""
+def _die_with_parent(parent_pid):
+    """Ask Linux to kill this worker when the parent dies (even by SIGKILL).
+
+    Workers inherit the parent's lock file descriptors; an orphaned worker
+    would keep the index locked. The inbox timeout below is the fallback
+    where prctl is not available.
+    """
     try:
+        import ctypes
+        import signal
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        PR_SET_PDEATHSIG = 1
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):
+        pass
+    if os.getppid() != parent_pid:
+        os._exit(1)
+
+
+def _worker_main(generation, inbox, results, number, parent_pid):
+    """Child process: build segments from batches until told to finish."""
+    _die_with_parent(parent_pid)
+    try:
+        import signal
+
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides
         ix = whoosh_index.open_dir(str(generation))
         builder = SegmentBuilder(ix)
         while True:
-            message = inbox.get()
+            try:
+                message = inbox.get(timeout=2.0)
+            except queue.Empty:
+                if os.getppid() != parent_pid:
+                    builder.abort()
+                    os._exit(1)
+                continue
             kind = message[0]
             if kind == "docs":
                 for fields in message[1]:
@@ -178,7 +208,8 @@ class _Workers:
         self.pending = [[] for _ in range(jobs)]
         self.procs = [
             ctx.Process(
-                target=_worker_main, args=(generation, self.inboxes[i], self.results, i),
+                target=_worker_main,
+                args=(generation, self.inboxes[i], self.results, i, os.getpid()),
                 name=f"arsearch-indexer-{i}", daemon=True,
             )
             for i in range(jobs)

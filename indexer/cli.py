@@ -37,6 +37,10 @@ def _cmd_index(args) -> int:
     from indexer.progress import make_progress
     from indexer.records import input_size
 
+    import signal
+
+    # `kill` (SIGTERM) stops a run as cleanly as Ctrl-C does.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     sizes = [input_size(spec) for spec in args.inputs]
     total = sum(sizes) if all(s is not None for s in sizes) else None
     progress = make_progress(total, quiet=args.quiet)

@@ -18,7 +18,6 @@ import errno
 import fcntl
 import json
 import os
-import pickle
 import shutil
 import time
 from datetime import datetime, timezone
@@ -65,8 +64,10 @@ def live_path(directory) -> Path:
 
 
 def has_index(directory) -> bool:
+    # Look for a TOC file rather than calling whoosh.index.exists_in, which
+    # unpickles the schema and would raise for an index from another version.
     path = live_path(directory)
-    return path.is_dir() and whoosh_index.exists_in(str(path))
+    return path.is_dir() and any(path.glob("_MAIN_*.toc"))
 
 
 def read_meta(generation: Path) -> dict:
@@ -121,8 +122,10 @@ def open_index(directory):
     """
     generation = check_version(directory)
     try:
-        return whoosh_index.open_dir(str(generation))
-    except (pickle.UnpicklingError, AttributeError, ImportError, EOFError, TypeError, ValueError) as exc:
+        ix = whoosh_index.open_dir(str(generation))
+        ix.schema  # unpickles the TOC now, not at the first search
+        return ix
+    except Exception as exc:  # unpickling can raise almost anything
         raise IndexVersionError(
             f"the index at {directory} cannot be read by this arsearch ({type(exc).__name__}); "
             f"{rebuild_hint(directory)}"

@@ -1,0 +1,108 @@
+"""Interrupted and concurrent indexers, with real processes and signals."""
+
+import json
+import os
+import signal
+import subprocess
+import threading
+import time
+
+import pytest
+
+from indexer import store
+from tests.conftest import arsearch_command, run_arsearch, sample_records, write_jsonl
+
+
+@pytest.fixture(scope="module")
+def big_input(tmp_path_factory):
+    """Enough text (~8 MB) that indexing takes a few seconds."""
+    folder = tmp_path_factory.mktemp("big")
+    records = []
+    for copy in range(10):
+        for record in sample_records():
+            records.append(dict(record, id=f"{record['id']}#{copy}"))
+    return write_jsonl(folder / "big.jsonl", records), len(records)
+
+
+@pytest.fixture()
+def small_index(tmp_path):
+    index = tmp_path / "ix"
+    records = [dict(r, id=f"base-{i}") for i, r in enumerate(sample_records()[:20])]
+    run_arsearch("index", "--index", index, write_jsonl(tmp_path / "base.jsonl", records), check=True)
+    return index
+
+
+def start_indexing(index, path, jobs="1"):
+    env = dict(os.environ, ARSEARCH_PROGRESS_SECONDS="0")
+    return subprocess.Popen(
+        arsearch_command() + ["index", "--jobs", jobs, "--index", str(index), str(path)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, encoding="utf-8", env=env,
+    )
+
+
+def wait_until_indexing(proc):
+    """Block until the indexer reports progress, i.e. it holds the lock and is writing.
+
+    Then keep reading its stderr in the background, so a full pipe never
+    stalls it; the lines end up in proc.lines.
+    """
+    line = proc.stderr.readline()
+    while line and not line.startswith("indexing:"):
+        line = proc.stderr.readline()
+    assert line, "the indexer ended before reporting progress"
+    proc.lines = []
+    threading.Thread(target=lambda: proc.lines.extend(proc.stderr), daemon=True).start()
+    time.sleep(0.5)
+
+
+def finish(proc, timeout):
+    proc.wait(timeout=timeout)
+    time.sleep(0.2)  # let the reader thread take the last lines
+    return "".join(proc.lines)
+
+
+def doc_count(index):
+    ix = store.open_index(index)
+    with ix.searcher() as s:
+        return s.doc_count()
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_ctrl_c_leaves_the_committed_index_intact(small_index, big_input, jobs):
+    proc = start_indexing(small_index, big_input[0], jobs)
+    wait_until_indexing(proc)
+    proc.send_signal(signal.SIGINT)
+    err = finish(proc, 60)
+    assert proc.returncode == 130
+    assert "interrupted" in err and "nothing from this run was committed" in err
+    assert doc_count(small_index) == 20
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_sigkill_leaves_the_committed_index_intact_and_unlocked(small_index, big_input, jobs):
+    proc = start_indexing(small_index, big_input[0], jobs)
+    wait_until_indexing(proc)
+    proc.kill()
+    finish(proc, 60)
+    assert doc_count(small_index) == 20
+    # The lock died with the process (and its workers): a new run goes ahead.
+    more = write_jsonl(small_index.parent / "more.jsonl", [{"id": "after", "text": "نص بعد الانقطاع"}])
+    result = run_arsearch("index", "--index", small_index, more, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert doc_count(small_index) == 21
+
+
+def test_second_indexer_is_told_or_waits(small_index, big_input):
+    path, n = big_input
+    proc = start_indexing(small_index, path)
+    wait_until_indexing(proc)
+    more = write_jsonl(small_index.parent / "more.jsonl", [{"id": "later", "text": "نص لاحق"}])
+    refused = run_arsearch("index", "--index", small_index, more)
+    assert refused.returncode == 1
+    assert f"another arsearch process (pid {proc.pid}" in refused.stderr
+    assert "--wait" in refused.stderr
+    waiting = run_arsearch("index", "--wait", "300", "--index", small_index, more, timeout=400)
+    assert waiting.returncode == 0, waiting.stderr
+    finish(proc, 300)
+    assert proc.returncode == 0
+    assert doc_count(small_index) == 20 + n + 1
