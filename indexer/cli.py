@@ -105,6 +105,76 @@ def _cmd_stats(args) -> int:
     return 0
 
 
+def _index_or_sample(args):
+    """The --index given, or the bundled sample's index (built on first use)."""
+    if args.index:
+        return args.index
+    from indexer.sample import ensure_sample_index
+
+    return str(ensure_sample_index(log=lambda line: print(f"arsearch: {line}", file=sys.stderr)))
+
+
+def _cmd_serve(args) -> int:
+    import os
+
+    from indexer import store
+
+    try:
+        index = _index_or_sample(args)
+        store.open_index(index)  # a missing or outdated index fails here, clearly
+    except store.IndexError_ as exc:
+        _err(str(exc))
+        return 1
+    os.environ["ARSEARCH_INDEX"] = str(Path(index).resolve())
+    url = f"http://{args.host}:{args.port}/"
+    print(f"arsearch: serving {index} at {url}", file=sys.stderr, flush=True)
+    from gunicorn.app.wsgiapp import WSGIApplication
+
+    sys.argv = [
+        "arsearch serve", "-c", "python:search_app.gunicorn_conf",
+        "--bind", f"{args.host}:{args.port}", "--workers", str(args.workers),
+        "search_app.wsgi:app",
+    ]
+    WSGIApplication("%(prog)s [OPTIONS]").run()
+    return 0
+
+
+def _cmd_search(args) -> int:
+    import html
+    import re
+
+    from indexer import store
+    from search_app.engine import QueryError, SearchEngine
+
+    try:
+        engine = SearchEngine(_index_or_sample(args))
+        result = engine.search(args.query, page=args.page, limit=args.limit, source=args.source,
+                               tag=args.tag, sort=args.sort)
+    except (store.IndexError_, QueryError) as exc:
+        _err(str(exc))
+        return 1
+    if args.json:
+        json.dump(result, sys.stdout, ensure_ascii=False, indent=1)
+        sys.stdout.write("\n")
+        return 0
+    on, off = ("\033[1;33m", "\033[0m") if sys.stdout.isatty() else ("«", "»")
+
+    def text(fragment):
+        fragment = re.sub(r"<mark>(.*?)</mark>", lambda m: on + m.group(1) + off, fragment, flags=re.S)
+        return html.unescape(fragment).replace("\n", " ")
+
+    shown = f"{result['total']} results ({result['took_ms']} ms)"
+    if result.get("searched_for"):
+        shown += f", searched for {result['searched_for']}"
+    print(shown + (" [partial: time limit]" if result["partial"] else ""))
+    if result["suggestion"]:
+        print(f"did you mean: {result['suggestion']}")
+    for rank, hit in enumerate(result["hits"], (result["page"] - 1) * result["limit"] + 1):
+        print(f"\n{rank}. {text(hit['title']) or hit['id']}  [{hit['id']}]  score {hit['score']}")
+        print(f"   {text(hit['snippet'])}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="arsearch", description="Full-text search for Arabic collections."
@@ -140,6 +210,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--wait", type=float, default=0.0, metavar="SECONDS")
     p.add_argument("--strict", action="store_true", help="exit 1 when an id is not found")
     p.set_defaults(func=_cmd_delete)
+
+    p = sub.add_parser("serve", help="run the search service under gunicorn")
+    p.add_argument("--index", metavar="DIR", help="index directory (default: the bundled sample)")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--workers", type=int, default=2, metavar="N")
+    p.set_defaults(func=_cmd_serve)
+
+    p = sub.add_parser("search", help="search an index from the terminal")
+    p.add_argument("query", metavar="QUERY")
+    p.add_argument("--index", metavar="DIR", help="index directory (default: the bundled sample)")
+    p.add_argument("--limit", type=int, default=10)
+    p.add_argument("--page", type=int, default=1)
+    p.add_argument("--source")
+    p.add_argument("--tag")
+    p.add_argument("--sort", default="relevance", choices=("relevance", "date"))
+    p.add_argument("--json", action="store_true", help="print what /api/search returns")
+    p.set_defaults(func=_cmd_search)
 
     p = sub.add_parser("stats", help="document count, terms, size and version of an index")
     p.add_argument("--index", required=True, metavar="DIR")

@@ -30,6 +30,7 @@ from schema import FIELD_BOOSTS, SEARCH_FIELDS
 from search_app import highlight, keyboard
 from search_app.index_view import POSITION_BITS, IndexView
 from search_app.query import Phrase, Word, parse
+from search_app.spelling import edit_distance
 
 MAX_QUERY_CHARS = 500
 MAX_LIMIT = 100
@@ -451,15 +452,17 @@ class SearchEngine:
             exact = forms[0]
             if view.doc_frequency("text_exact", exact) or view.doc_frequency("title_exact", exact):
                 continue  # the word is in the index: nothing to correct
-            best, best_df = None, 0
+            # Closest first, then most frequent: الجزاير -> الجزائر, not a
+            # frequent word two edits away.
+            best, best_key = None, None
             distance = 1 if len(exact) <= 4 else 2
             for i, term in enumerate(view.reader.terms_within("text_exact", exact, distance, prefix=1)):
                 if i > 200:
                     break
                 term = term.decode("utf-8") if isinstance(term, bytes) else term
-                tdf = view.doc_frequency("text_exact", term)
-                if tdf > best_df:
-                    best, best_df = term, tdf
+                key = (edit_distance(exact, term), -view.doc_frequency("text_exact", term), term)
+                if best_key is None or key < best_key:
+                    best, best_key = term, key
             if best:
                 suggestion = suggestion.replace(w.text, best, 1)
                 changed = True

@@ -1,0 +1,21 @@
+"""gunicorn settings for `arsearch serve` (the one place they live).
+
+`arsearch serve` passes --bind and --workers on top of these.
+"""
+
+import os
+
+bind = os.environ.get("ARSEARCH_BIND", "127.0.0.1:8000")
+workers = int(os.environ.get("ARSEARCH_WORKERS", "2"))
+worker_class = "sync"
+timeout = 30
+graceful_timeout = 10
+# Each worker opens the index itself: Whoosh reads files with seek()+read(),
+# and forked workers sharing one open file would move each other's offsets.
+preload_app = False
+accesslog = os.environ.get("ARSEARCH_ACCESS_LOG") or None
+errorlog = "-"
+loglevel = os.environ.get("ARSEARCH_LOG_LEVEL", "info")
+# gunicorn 25+ opens a control socket at ~/.gunicorn/gunicorn.ctl by default,
+# and a second instance deletes the first one's: arsearch needs none.
+control_socket_disable = True
