@@ -151,7 +151,7 @@ def _worker_main(generation, inbox, results, number, parent_pid):
         import signal
 
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides
-        ix = whoosh_index.open_dir(str(generation))
+        ix = store.open_generation(generation)
         builder = SegmentBuilder(ix)
         while True:
             try:
@@ -394,7 +394,7 @@ def _run(ix, generation, inputs, fresh, strict, jobs, report, progress, log, std
     writer.commit(merge=not fresh)
     store.write_meta(generation, last_commit=store._now())
     report.committed = True
-    with whoosh_index.open_dir(str(generation)).searcher() as s:
+    with store.open_generation(generation).searcher() as s:
         report.documents = s.doc_count()
     wanted = before + report.added - report.deleted
     if report.documents != wanted:

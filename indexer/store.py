@@ -24,6 +24,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from whoosh import index as whoosh_index
+from whoosh.filedb.filestore import FileStorage
 
 from indexer.analysis import ANALYSIS_VERSION
 
@@ -122,7 +123,7 @@ def open_index(directory):
     """
     generation = check_version(directory)
     try:
-        ix = whoosh_index.open_dir(str(generation))
+        ix = open_generation(generation)
         ix.schema  # unpickles the TOC now, not at the first search
         return ix
     except Exception as exc:  # unpickling can raise almost anything
@@ -130,6 +131,17 @@ def open_index(directory):
             f"the index at {directory} cannot be read by this arsearch ({type(exc).__name__}); "
             f"{rebuild_hint(directory)}"
         ) from None
+
+
+def open_generation(generation):
+    """Open one generation's Whoosh index without mmap.
+
+    With mmap, Whoosh reads a compound segment file by copying each of its
+    sub-files into memory (BytesIO over a memoryview): about the index size
+    in RAM on top of the page cache (seen: +440 MB for a 640 MB index).
+    Plain reads cost nothing up front.
+    """
+    return FileStorage(str(generation), supports_mmap=False).open_index()
 
 
 def new_generation(directory) -> Path:

@@ -39,6 +39,7 @@ MAX_PREFIX_EXPANSIONS = 50
 MAX_FUZZY_EXPANSIONS = 20
 PHRASE_BONUS_CANDIDATES = 100
 DEFAULT_TIME_LIMIT = 1.0  # seconds
+DEFAULT_WARMUP = 3.0  # seconds spent loading the most frequent terms per generation
 FEW_RESULTS = 3  # below this, look for a spelling suggestion
 RESULT_CACHE_SIZE = 512
 
@@ -84,9 +85,10 @@ def parse_date(value, name, end=False):
 
 
 class SearchEngine:
-    def __init__(self, index_dir, time_limit=DEFAULT_TIME_LIMIT):
+    def __init__(self, index_dir, time_limit=DEFAULT_TIME_LIMIT, warmup=DEFAULT_WARMUP):
         self.index_dir = Path(index_dir)
         self.time_limit = time_limit
+        self.warmup = warmup
         self._lock = threading.Lock()
         self._view = None
         self._view_key = None
@@ -107,6 +109,8 @@ class SearchEngine:
                 ix = store.open_index(self.index_dir)
                 old = self._view
                 self._view = IndexView(ix, SEARCH_FIELDS)
+                if self.warmup > 0:
+                    self._view.warm(self.warmup)
                 self._view_key = key
                 self._results.clear()
                 if old is not None:
@@ -206,7 +210,7 @@ class SearchEngine:
             for group in groups:
                 for term in group:
                     postings = view.postings(field, term)
-                    keep = np.isin(postings.docs, matched)
+                    keep = _sorted_member(postings.docs, matched)
                     if keep.any():
                         part = _subset(postings, keep)
                         score[part.docs] += view.bm25(field, term, part, FIELD_BOOSTS[field])
@@ -217,16 +221,20 @@ class SearchEngine:
         if not groups:
             return None
         keys = None
-        for i, group in enumerate(groups):
+        for group in groups:
             parts = [view.postings(field, term).position_keys() for term in group]
-            group_keys = np.unique(np.concatenate(parts)) if parts else np.zeros(0, np.int64)
+            # One term's keys are already sorted and unique (doc, then position).
+            group_keys = parts[0] if len(parts) == 1 else np.unique(np.concatenate(parts))
             if keys is None:
                 keys = group_keys
             else:
-                keys = np.intersect1d(keys + 1, group_keys, assume_unique=True)
+                keys = _sorted_intersection(keys + 1, group_keys)
             if not len(keys) or deadline.passed():
                 break
-        return np.unique(keys >> POSITION_BITS) if keys is not None else None
+        if keys is None:
+            return None
+        docs = keys >> POSITION_BITS
+        return docs[np.r_[True, docs[1:] != docs[:-1]]] if len(docs) else docs
 
     # -- search
 
@@ -536,6 +544,22 @@ class SearchEngine:
             found[term] = view.doc_frequency("text_exact", term)
         best = sorted(found, key=lambda t: (-found[t], t))[:limit]
         return [(head + " " + t).strip() for t in best]
+
+
+def _sorted_member(values, sorted_set):
+    """Boolean mask of `values` found in `sorted_set` (np.isin without its sort)."""
+    if not len(sorted_set):
+        return np.zeros(len(values), dtype=bool)
+    i = np.searchsorted(sorted_set, values)
+    i[i == len(sorted_set)] = 0
+    return sorted_set[i] == values
+
+
+def _sorted_intersection(a, b):
+    """Intersection of two sorted arrays of unique keys."""
+    if len(a) > len(b):
+        a, b = b, a
+    return a[_sorted_member(a, b)]
 
 
 def _subset(postings, keep):

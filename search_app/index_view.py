@@ -8,6 +8,7 @@ lengths, same average lengths): tests compare them with Whoosh's own search.
 """
 
 import threading
+from itertools import chain
 from collections import OrderedDict
 from math import log
 from pickle import loads
@@ -39,12 +40,21 @@ class Postings:
     def position_keys(self):
         """Sorted doc<<POSITION_BITS | position keys, for vectorised phrase checks."""
         if self._keys is None:
-            parts = []
-            for doc, value in zip(self.docs.tolist(), self.values):
-                deltas = loads(value[4:])
-                positions = np.cumsum(np.asarray(deltas, dtype=np.int64))
-                parts.append(positions + (doc << POSITION_BITS))
-            self._keys = np.concatenate(parts) if parts else np.zeros(0, np.int64)
+            # Each value is a 4-byte count and a pickled list of position
+            # deltas (Whoosh's Positions format). Decode all lists, then undo
+            # the deltas for every posting at once with one cumulative sum.
+            lists = [loads(value[4:]) for value in self.values]
+            lengths = np.fromiter(map(len, lists), np.int64, len(lists))
+            total = int(lengths.sum())
+            if not total:
+                self._keys = np.zeros(0, np.int64)
+                return self._keys
+            deltas = np.fromiter(chain.from_iterable(lists), np.int64, total)
+            running = np.cumsum(deltas)
+            starts = np.cumsum(lengths) - lengths
+            before = running[starts] - deltas[starts]  # running total before each posting
+            positions = running - np.repeat(before, lengths)
+            self._keys = (np.repeat(self.docs, lengths) << POSITION_BITS) + positions
         return self._keys
 
     def positions_of(self, doc):
@@ -173,6 +183,46 @@ class IndexView:
         if not docs:
             return EMPTY
         return Postings(np.concatenate(docs), np.concatenate(tfs).astype(np.float64), values)
+
+    def warm(self, seconds, sample_docs=400, per_field=200):
+        """Load the most frequent terms' postings (and phrase positions) now.
+
+        A term's first use costs a decode of all its postings; for the few
+        hundred words that occur in most documents (قال, الله, رسول) that is
+        tens of milliseconds, and it would land on whichever query comes
+        first. Which words are frequent is estimated from a sample of stored
+        texts (Whoosh's most_frequent_terms reads every term record: seconds).
+        Bounded by `seconds`; returns the number of terms loaded.
+        """
+        import time
+        from collections import Counter
+
+        from indexer.whoosh_analysis import term_positions
+
+        deadline = time.monotonic() + seconds
+        live = np.flatnonzero(self.live)
+        if not len(live):
+            return 0
+        step = max(1, len(live) // sample_docs)
+        exact_df, stem_df = Counter(), Counter()
+        for doc in live[::step][:sample_docs]:
+            exact, stems = term_positions(self.stored(doc).get("text") or "")
+            exact_df.update(exact.keys())
+            stem_df.update(stems.keys())
+            if time.monotonic() > deadline:
+                break
+        loaded = 0
+        pairs = zip([("text_exact", t) for t, _ in exact_df.most_common(per_field)],
+                    [("text", t) for t, _ in stem_df.most_common(per_field)])
+        for pair in pairs:
+            for field, text in pair:
+                if time.monotonic() > deadline:
+                    return loaded
+                postings = self.postings(field, text)
+                if field == "text_exact":
+                    postings.position_keys()
+                loaded += 1
+        return loaded
 
     def doc_frequency(self, field, text):
         return self.reader.doc_frequency(field, text)
