@@ -146,8 +146,9 @@ def bench(label, docs, runs, workdir) -> None:
         med = {k: statistics.median(r[k] for r in rs) for k in rs[0]}
         speed[kind] = n / med["seconds"]
         if kind == "arsearch":
-            memory = (f"parent {med['rss_mb']:.0f} MB, "
-                      f"largest worker {med['worker_rss_mb']:.0f} MB")
+            memory = f"parent {med['rss_mb']:.0f} MB, " + (
+                f"largest worker {med['worker_rss_mb']:.0f} MB" if med["worker_rss_mb"]
+                else "no workers (small input: jobs=1)")
         else:
             memory = f"process {med['rss_mb']:.0f} MB"
         print(f"{kind:<10}{speed[kind]:>9,.0f}{mb / med['seconds']:>7.2f}"
