@@ -173,22 +173,26 @@ class SearchEngine:
             return []
         base = words[-1] if atom.prefix else words[0]
         found = {}
-        for s in scope:
-            field = EXACT_FIELDS[s]
-            if atom.prefix:
-                terms = view.reader.expand_prefix(field, base)
-                limit = MAX_PREFIX_EXPANSIONS * 4
-            else:
-                distance = 1 if len(base) <= 5 else 2
-                terms = view.reader.terms_within(field, base, distance, prefix=1)
-                limit = MAX_FUZZY_EXPANSIONS * 4
-            for i, term in enumerate(terms):
-                if i >= limit:
-                    break
-                term = term.decode("utf-8") if isinstance(term, bytes) else term
-                found[term] = max(found.get(term, 0), view.doc_frequency(field, term))
+        with view.io:
+            for s in scope:
+                self._expand_field(view, atom, base, EXACT_FIELDS[s], found)
         cap = MAX_PREFIX_EXPANSIONS if atom.prefix else MAX_FUZZY_EXPANSIONS
         return sorted(found, key=lambda t: (-found[t], t))[:cap]
+
+    def _expand_field(self, view, atom, base, field, found):
+        """Add `field`'s terms near `base` to `found` (term -> doc frequency)."""
+        if atom.prefix:
+            terms = view.reader.expand_prefix(field, base)
+            limit = MAX_PREFIX_EXPANSIONS * 4
+        else:
+            distance = 1 if len(base) <= 5 else 2
+            terms = view.reader.terms_within(field, base, distance, prefix=1)
+            limit = MAX_FUZZY_EXPANSIONS * 4
+        for i, term in enumerate(terms):
+            if i >= limit:
+                break
+            term = term.decode("utf-8") if isinstance(term, bytes) else term
+            found[term] = max(found.get(term, 0), view.doc_frequency(field, term))
 
     def _phrase_unit(self, view, atom: Phrase, deadline) -> _Unit:
         tokens = analyze(atom.text)
@@ -464,13 +468,15 @@ class SearchEngine:
             # frequent word two edits away.
             best, best_key = None, None
             distance = 1 if len(exact) <= 4 else 2
-            for i, term in enumerate(view.reader.terms_within("text_exact", exact, distance, prefix=1)):
-                if i > 200:
-                    break
-                term = term.decode("utf-8") if isinstance(term, bytes) else term
-                key = (edit_distance(exact, term), -view.doc_frequency("text_exact", term), term)
-                if best_key is None or key < best_key:
-                    best, best_key = term, key
+            with view.io:
+                near = view.reader.terms_within("text_exact", exact, distance, prefix=1)
+                for i, term in enumerate(near):
+                    if i > 200:
+                        break
+                    term = term.decode("utf-8") if isinstance(term, bytes) else term
+                    key = (edit_distance(exact, term), -view.doc_frequency("text_exact", term), term)
+                    if best_key is None or key < best_key:
+                        best, best_key = term, key
             if best:
                 suggestion = suggestion.replace(w.text, best, 1)
                 changed = True
@@ -502,7 +508,8 @@ class SearchEngine:
 
     def document(self, doc_id, q=None):
         view = self.view()
-        fields = view.searcher.document(id=doc_id)
+        with view.io:
+            fields = view.searcher.document(id=doc_id)
         if fields is None:
             return None
         exacts, stems = set(), set()
@@ -537,11 +544,12 @@ class SearchEngine:
             return []
         view = self.view()
         found = {}
-        for i, term in enumerate(view.reader.expand_prefix("text_exact", words[-1])):
-            if i >= 2000:
-                break
-            term = term.decode("utf-8") if isinstance(term, bytes) else term
-            found[term] = view.doc_frequency("text_exact", term)
+        with view.io:
+            for i, term in enumerate(view.reader.expand_prefix("text_exact", words[-1])):
+                if i >= 2000:
+                    break
+                term = term.decode("utf-8") if isinstance(term, bytes) else term
+                found[term] = view.doc_frequency("text_exact", term)
         best = sorted(found, key=lambda t: (-found[t], t))[:limit]
         return [(head + " " + t).strip() for t in best]
 

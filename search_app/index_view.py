@@ -23,7 +23,7 @@ B = 0.75  # Whoosh's BM25F defaults
 K1 = 1.2
 NO_DATE = -1
 POSITION_BITS = 24  # positions < 16M per field; doc numbers go above
-CACHE_POSTINGS = 20_000_000  # postings kept in memory across cached terms
+CACHE_POSTINGS = 5_000_000  # postings kept in memory across cached terms
 
 
 class Postings:
@@ -89,6 +89,8 @@ class IndexView:
         self._cache = OrderedDict()
         self._cached_postings = 0
         self._lock = threading.Lock()
+        # Whoosh readers seek() and read() shared file objects: one thread at a time.
+        self.io = threading.RLock()
         self.dates = self._dates()
         self.facets = {name: self._facet(name) for name in FACET_FIELDS}
 
@@ -149,6 +151,10 @@ class IndexView:
         return postings
 
     def _read_postings(self, field, text):
+        with self.io:
+            return self._read_postings_unlocked(field, text)
+
+    def _read_postings_unlocked(self, field, text):
         docs, tfs, values = [], [], []
         for segreader, offset in self.leaves:
             try:
@@ -225,7 +231,8 @@ class IndexView:
         return loaded
 
     def doc_frequency(self, field, text):
-        return self.reader.doc_frequency(field, text)
+        with self.io:
+            return self.reader.doc_frequency(field, text)
 
     def idf(self, field, text):
         # Whoosh's idf: log(N / (df + 1)) + 1, with N counting deleted documents.
@@ -239,4 +246,5 @@ class IndexView:
         return boost * idf * (tf * (K1 + 1)) / (tf + K1 * ((1 - B) + B * fl / self.avgfl[field]))
 
     def stored(self, doc):
-        return self.searcher.stored_fields(int(doc))
+        with self.io:
+            return self.searcher.stored_fields(int(doc))
