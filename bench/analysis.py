@@ -127,13 +127,6 @@ def pin_one_core():
     return "not pinned"
 
 
-def select(docs, limit):
-    """Every k-th document, so a short run still samples each source."""
-    if not limit or limit >= len(docs):
-        return docs
-    return [docs[i * len(docs) // limit] for i in range(limit)]
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--docs", type=int, default=0, help="use N documents (default: all)")
@@ -143,7 +136,7 @@ def main(argv=None):
 
     corpus.ensure_installed()
     pinned = pin_one_core()
-    texts = [d["text"] for d in select(list(corpus.iter_documents()), args.docs)]
+    texts = [d["text"] for d in corpus.select(list(corpus.iter_documents()), args.docs)]
     n_words = sum(len(t.split()) for t in texts)
     megabytes = sum(len(t.encode("utf-8")) for t in texts) / 1e6
 

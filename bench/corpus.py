@@ -178,6 +178,13 @@ def words(include_quran: bool = True) -> list:
     return full_text(include_quran).split()
 
 
+def select(docs, limit):
+    """Every k-th document, so a short run still samples each source."""
+    if not limit or limit >= len(docs):
+        return docs
+    return [docs[i * len(docs) // limit] for i in range(limit)]
+
+
 def main() -> None:
     ensure_installed()
     counts = {}
@@ -194,3 +201,4 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+

@@ -161,13 +161,6 @@ def bench(label, docs, runs, workdir) -> None:
           flush=True)
 
 
-def select(docs, limit):
-    """Every k-th document, so a short run still samples each source."""
-    if not limit or limit >= len(docs):
-        return docs
-    return [docs[i * len(docs) // limit] for i in range(limit)]
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--docs", type=int, default=0, help="use N documents (default: all)")
@@ -184,7 +177,7 @@ def main(argv=None):
     import whoosh
 
     corpus.ensure_installed()
-    base = select(list(corpus.iter_documents()), args.docs)
+    base = corpus.select(list(corpus.iter_documents()), args.docs)
     print(f"Python {platform.python_version()}, {platform.system()} {platform.machine()}, "
           f"{os.cpu_count()} CPUs, Whoosh {whoosh.versionstring()}")
     print("arsearch: build_index(), default jobs; plain: Whoosh StandardAnalyzer, "

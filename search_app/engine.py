@@ -493,17 +493,12 @@ class SearchEngine:
         return hits
 
     def _hit(self, fields, score, exacts, stems):
-        tags = fields.get("tags")
-        when = fields.get("date")
         return {
             "id": fields.get("id"),
             "score": round(score, 4),
             "title": highlight.highlight_all(fields.get("title") or "", exacts, stems),
             "snippet": highlight.snippet(fields.get("text") or "", exacts, stems),
-            "url": fields.get("url"),
-            "date": when.date().isoformat() if when else None,
-            "source": fields.get("source"),
-            "tags": tags.split(",") if tags else [],
+            **_metadata(fields),
         }
 
     def document(self, doc_id, q=None):
@@ -520,18 +515,13 @@ class SearchEngine:
                     exacts |= {t.exact for t in tokens}
                     if isinstance(atom, Word):
                         stems |= {t.stem for t in tokens if t.stem}
-        when = fields.get("date")
-        tags = fields.get("tags")
         return {
             "id": fields["id"],
             "title": fields.get("title") or "",
             "text": fields.get("text") or "",
             "title_html": highlight.highlight_all(fields.get("title") or "", exacts, stems),
             "text_html": highlight.highlight_all(fields.get("text") or "", exacts, stems),
-            "url": fields.get("url"),
-            "date": when.date().isoformat() if when else None,
-            "source": fields.get("source"),
-            "tags": tags.split(",") if tags else [],
+            **_metadata(fields),
         }
 
     def suggest(self, prefix, limit=8):
@@ -552,6 +542,18 @@ class SearchEngine:
                 found[term] = view.doc_frequency("text_exact", term)
         best = sorted(found, key=lambda t: (-found[t], t))[:limit]
         return [(head + " " + t).strip() for t in best]
+
+
+def _metadata(fields):
+    """The stored fields a hit and a document page share, as JSON values."""
+    when = fields.get("date")
+    tags = fields.get("tags")
+    return {
+        "url": fields.get("url"),
+        "date": when.date().isoformat() if when else None,
+        "source": fields.get("source"),
+        "tags": tags.split(",") if tags else [],
+    }
 
 
 def _sorted_member(values, sorted_set):
