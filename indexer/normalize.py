@@ -134,6 +134,23 @@ def normalize(text: str) -> str:
     return text
 
 
+_MARKS_ONLY = {
+    cp: None
+    for lo, hi in DELETED_RANGES
+    for cp in range(lo, hi + 1)
+}
+_MARKS_ONLY[ord(ALEF_WASLA)] = ALEF
+
+
+def strip_marks(word: str) -> str:
+    """Drop diacritics, tatweel and controls but keep the letters as written.
+
+    For showing a word to users (a suggestion): مَدْرَسَةٌ -> مدرسة, unlike
+    `normalize`, which would also fold ة and ى.
+    """
+    return word.translate(_MARKS_ONLY)
+
+
 _WORD = re.compile(r"[^\W_]+")
 
 

@@ -17,7 +17,7 @@ import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
-from datetime import date, datetime, time as dtime
+from datetime import date, datetime, time as dtime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -80,6 +80,8 @@ def parse_date(value, name, end=False):
     except (TypeError, ValueError):
         raise QueryError(f"{name} must be a date such as 2015-01-24, got {value!r}") from None
     if isinstance(day, datetime):
+        if day.tzinfo is not None:
+            day = day.astimezone(timezone.utc)
         return day.replace(tzinfo=None)
     return datetime.combine(day, dtime.max if end else dtime.min)
 
@@ -124,7 +126,7 @@ class SearchEngine:
             "status": "ok",
             "documents": view.doc_count,
             "generation": view.generation,
-            "index": str(store.live_path(self.index_dir)),
+            "index": store.live_path(self.index_dir).name,
             "analysis_version": meta.get("analysis_version"),
             "last_commit": meta.get("last_commit"),
         }
@@ -264,7 +266,6 @@ class SearchEngine:
                 fixed = self._run(view, arabic, source, tag, start_date, end_date, sort)
                 if fixed["total"]:
                     result, searched_for = fixed, arabic
-                    result["suggestion"] = arabic
             result["searched_for"] = searched_for
             self._remember(key, result)
         hits = self._hits(view, result, page, limit)
@@ -478,7 +479,7 @@ class SearchEngine:
                     if best_key is None or key < best_key:
                         best, best_key = term, key
             if best:
-                suggestion = suggestion.replace(w.text, best, 1)
+                suggestion = suggestion.replace(w.text, view.display_form(best), 1)
                 changed = True
         return suggestion if changed else None
 
@@ -526,22 +527,33 @@ class SearchEngine:
 
     def suggest(self, prefix, limit=8):
         """Completions for the last word being typed, most frequent first."""
-        if not prefix or len(prefix) > MAX_QUERY_CHARS:
-            return []
-        head, _, last = prefix.rstrip().rpartition(" ")
+        if not prefix or len(prefix) > MAX_QUERY_CHARS or prefix[-1].isspace():
+            return []  # a finished word: wait for the next one
+        head, _, last = prefix.rpartition(" ")
         words = normalized_words(normalize(last))
         if not words or len(words[-1]) < 2:
             return []
         view = self.view()
-        found = {}
+        stem = words[-1]
+        # Frequent words first (from the sampled frequencies: a short prefix
+        # such as ال has tens of thousands of expansions), then the lexicon.
+        sampled = view.sample_frequencies()[0]
+        found = {t: sampled[t] * view.N for t in sampled if t.startswith(stem)}
         with view.io:
-            for i, term in enumerate(view.reader.expand_prefix("text_exact", words[-1])):
+            for i, term in enumerate(view.reader.expand_prefix("text_exact", stem)):
                 if i >= 2000:
                     break
                 term = term.decode("utf-8") if isinstance(term, bytes) else term
-                found[term] = view.doc_frequency("text_exact", term)
-        best = sorted(found, key=lambda t: (-found[t], t))[:limit]
-        return [(head + " " + t).strip() for t in best]
+                if term not in found:
+                    found[term] = view.doc_frequency("text_exact", term)
+        completions = []
+        for term in sorted(found, key=lambda t: (-found[t], t)):
+            completion = (head + " " + view.display_form(term)).strip()
+            if completion not in completions:
+                completions.append(completion)
+            if len(completions) == limit:
+                break
+        return completions
 
 
 def _metadata(fields):

@@ -17,6 +17,8 @@ import numpy as np
 from whoosh.codec.whoosh3 import W3LeafMatcher
 from whoosh.matching import FilterMatcher, ListMatcher
 
+from indexer.normalize import normalize, strip_marks
+from indexer.tokenize import WORD_PATTERN
 from schema import FACET_FIELDS
 
 B = 0.75  # Whoosh's BM25F defaults
@@ -91,6 +93,8 @@ class IndexView:
         self._lock = threading.Lock()
         # Whoosh readers seek() and read() shared file objects: one thread at a time.
         self.io = threading.RLock()
+        self._display = {}
+        self._sampled = None
         self.dates = self._dates()
         self.facets = {name: self._facet(name) for name in FACET_FIELDS}
 
@@ -190,6 +194,31 @@ class IndexView:
             return EMPTY
         return Postings(np.concatenate(docs), np.concatenate(tfs).astype(np.float64), values)
 
+    def sample_frequencies(self, sample_docs=400, deadline=None):
+        """Document frequencies of exact forms and stems in a sample of documents.
+
+        An estimate of the collection's most frequent words, from a few
+        hundred stored texts: reading every term record instead takes seconds.
+        """
+        import time
+        from collections import Counter
+
+        from indexer.whoosh_analysis import term_positions
+
+        if self._sampled is not None:
+            return self._sampled
+        exact_df, stem_df = Counter(), Counter()
+        live = np.flatnonzero(self.live)
+        step = max(1, len(live) // sample_docs)
+        for doc in live[::step][:sample_docs]:
+            exact, stems = term_positions(self.stored(doc).get("text") or "")
+            exact_df.update(exact.keys())
+            stem_df.update(stems.keys())
+            if deadline is not None and time.monotonic() > deadline:
+                break
+        self._sampled = (exact_df, stem_df)
+        return self._sampled
+
     def warm(self, seconds, sample_docs=400, per_field=200):
         """Load the most frequent terms' postings (and phrase positions) now.
 
@@ -201,22 +230,9 @@ class IndexView:
         Bounded by `seconds`; returns the number of terms loaded.
         """
         import time
-        from collections import Counter
-
-        from indexer.whoosh_analysis import term_positions
 
         deadline = time.monotonic() + seconds
-        live = np.flatnonzero(self.live)
-        if not len(live):
-            return 0
-        step = max(1, len(live) // sample_docs)
-        exact_df, stem_df = Counter(), Counter()
-        for doc in live[::step][:sample_docs]:
-            exact, stems = term_positions(self.stored(doc).get("text") or "")
-            exact_df.update(exact.keys())
-            stem_df.update(stems.keys())
-            if time.monotonic() > deadline:
-                break
+        exact_df, stem_df = self.sample_frequencies(sample_docs, deadline)
         loaded = 0
         pairs = zip([("text_exact", t) for t, _ in exact_df.most_common(per_field)],
                     [("text", t) for t, _ in stem_df.most_common(per_field)])
@@ -229,6 +245,32 @@ class IndexView:
                     postings.position_keys()
                 loaded += 1
         return loaded
+
+    def display_form(self, exact):
+        """How an index term is written in the collection, for showing to users.
+
+        Index terms are normalized (مدرسه, علي); suggestions should read as
+        Arabic is written (مدرسة, على): take the first document holding the
+        term and its original spelling there, without diacritics.
+        """
+        cached = self._display.get(exact)
+        if cached is not None:
+            return cached
+        form = None
+        postings = self.postings("text_exact", exact)
+        for doc in postings.docs[:5]:
+            text = self.stored(doc).get("text") or ""
+            for match in WORD_PATTERN.finditer(text):
+                candidate = strip_marks(match.group())
+                # Skip spellings that only match through the dagger-alef
+                # alternate (ٱلْكِتَٰبُ shows as الكتب, not الكتاب).
+                if normalize(candidate) == exact:
+                    form = candidate
+                    break
+            if form:
+                break
+        self._display[exact] = form or exact
+        return self._display[exact]
 
     def doc_frequency(self, field, text):
         with self.io:

@@ -1,0 +1,123 @@
+"""The JSON API: the engine's results as they are, and errors as JSON.
+
+Every error under /api and /healthz is `{"error": {"status", "message"}}`
+with a message that says what to fix; clients never get an HTML error page
+or a stack trace. The routes are described in `openapi.py`
+(GET /api/openapi.json), and a test checks that the two agree.
+"""
+
+from flask import Blueprint, current_app, jsonify, request
+from werkzeug.exceptions import HTTPException
+
+from search_app import openapi
+from search_app.app import get_engine
+from search_app.engine import MAX_QUERY_CHARS, QueryError
+
+bp = Blueprint("api", __name__)
+
+MAX_SUGGESTIONS = 20
+
+
+def is_api_path(path: str) -> bool:
+    return path == "/api" or path.startswith("/api/") or path == "/healthz"
+
+
+def error_json(status: int, message: str, headers=None):
+    response = jsonify({"error": {"status": status, "message": message}})
+    response.status_code = status
+    for name, value in headers or []:
+        if name.lower() != "content-type":
+            response.headers[name] = value
+    return response
+
+
+def error_response(exc):
+    """The JSON error for any exception raised while serving an API path."""
+    if isinstance(exc, QueryError):
+        return error_json(400, str(exc))
+    if isinstance(exc, HTTPException):
+        status = exc.code or 500
+        if status == 404:
+            message = (f"no such endpoint: {request.method} {request.path}; "
+                       "the endpoints are listed in /api/openapi.json")
+        elif status == 405:
+            allowed = ", ".join(m for m in (exc.valid_methods or []) if m not in ("HEAD", "OPTIONS"))
+            message = f"{request.method} is not allowed on {request.path}; use {allowed or 'GET'}"
+        else:
+            message = exc.description or exc.name
+        return error_json(status, message, exc.get_headers())
+    current_app.logger.exception("unexpected error on %s %s", request.method, request.path)
+    return error_json(500, "internal error while serving the request; the server log has the details")
+
+
+bp.register_error_handler(QueryError, error_response)
+bp.register_error_handler(HTTPException, error_response)
+
+
+def _int_arg(name: str, default: int) -> int:
+    raw = request.args.get(name)
+    if raw is None or not raw.strip():
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise QueryError(f"{name} must be a whole number, got {raw!r}") from None
+
+
+def _optional(name):
+    """A filter parameter; empty means absent (an HTML form sends source=)."""
+    return request.args.get(name) or None
+
+
+@bp.get("/api/search")
+def search():
+    result = get_engine().search(
+        request.args.get("q"),
+        page=_int_arg("page", 1),
+        limit=_int_arg("limit", 10),
+        source=_optional("source"),
+        tag=_optional("tag"),
+        date_from=_optional("date_from"),
+        date_to=_optional("date_to"),
+        sort=_optional("sort") or "relevance",
+    )
+    return jsonify(result)
+
+
+@bp.get("/api/documents/<path:doc_id>")
+def document(doc_id):
+    q = request.args.get("q")
+    if q and len(q) > MAX_QUERY_CHARS:
+        raise QueryError(f"q is too long: {len(q)} characters, at most {MAX_QUERY_CHARS}")
+    doc = get_engine().document(doc_id, q=q)
+    if doc is None:
+        return error_json(404, f"no document with id {doc_id!r}; ids are the hits[].id of /api/search")
+    return jsonify(doc)
+
+
+@bp.get("/api/suggest")
+def suggest():
+    q = request.args.get("q")
+    if q is None:
+        raise QueryError("q is required: the words typed so far")
+    if len(q) > MAX_QUERY_CHARS:
+        raise QueryError(f"q is too long: {len(q)} characters, at most {MAX_QUERY_CHARS}")
+    limit = _int_arg("limit", 8)
+    if not 1 <= limit <= MAX_SUGGESTIONS:
+        raise QueryError(f"limit must be between 1 and {MAX_SUGGESTIONS}, got {limit}")
+    return jsonify({"query": q, "suggestions": get_engine().suggest(q, limit=limit)})
+
+
+@bp.get("/healthz")
+def healthz():
+    try:
+        return jsonify(get_engine().health())
+    except Exception:
+        # A load balancer should take this worker out, not see a crash page.
+        current_app.logger.exception("health check failed")
+        return error_json(503, "the index cannot be read; the server log has the details")
+
+
+@bp.get("/api/openapi.json")
+def openapi_json():
+    return jsonify(openapi.spec())

@@ -1,0 +1,61 @@
+"""The Flask application factory: one `SearchEngine`, two views over it.
+
+The JSON API (`api.py`) and the Arabic HTML pages (`pages.py`) are blueprints
+that call the same engine, stored on the app rather than at module level so
+that gunicorn workers and tests each get their own (a worker opens the index
+itself: see gunicorn_conf.py).
+"""
+
+import os
+
+from flask import Flask, current_app, request
+
+from search_app.engine import SearchEngine
+
+EXTENSION = "arsearch"
+
+
+def create_app(index_dir=None, engine=None) -> Flask:
+    """A ready app over `engine`, or over a new engine for `index_dir`.
+
+    With neither, the index directory comes from $ARSEARCH_INDEX (set by
+    `arsearch serve`). The engine opens the index now, so a missing or
+    outdated index fails at start-up rather than at the first request.
+    """
+    if engine is None:
+        index_dir = index_dir or os.environ.get("ARSEARCH_INDEX")
+        if not index_dir:
+            raise RuntimeError("no index: pass create_app(index_dir=...) or set ARSEARCH_INDEX")
+        engine = SearchEngine(index_dir)
+    app = Flask(__name__)
+    app.json.ensure_ascii = False  # Arabic as UTF-8, not \u escapes
+    app.json.sort_keys = False  # keep the engine's key order (query, total, ...)
+    app.extensions[EXTENSION] = engine
+
+    from search_app import api, pages
+
+    app.register_blueprint(api.bp)
+    app.register_blueprint(pages.bp)
+    # Routing errors (unknown URL, wrong method) happen before any blueprint is
+    # chosen, so they and unexpected exceptions are handled app-wide: JSON under
+    # /api and /healthz, an Arabic page elsewhere.
+    app.register_error_handler(Exception, _handle_any)
+
+    @app.after_request
+    def _no_sniff(response):
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        return response
+
+    return app
+
+
+def get_engine() -> SearchEngine:
+    return current_app.extensions[EXTENSION]
+
+
+def _handle_any(exc):
+    from search_app import api, pages  # they import this module
+
+    if api.is_api_path(request.path):
+        return api.error_response(exc)
+    return pages.error_page(exc)

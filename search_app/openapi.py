@@ -1,0 +1,190 @@
+"""The OpenAPI 3.1 description of the JSON API, served at /api/openapi.json.
+
+Written as Python so the limits come from the engine's constants. Schemas
+are JSON Schema 2020-12 (what OpenAPI 3.1 uses); tests validate real
+responses against them and check every /api route is described here.
+"""
+
+from search_app.engine import MAX_LIMIT, MAX_QUERY_CHARS
+
+NULLABLE_STRING = {"type": ["string", "null"]}
+TAGS = {"type": "array", "items": {"type": "string"}}
+COUNTS = {"type": "object", "additionalProperties": {"type": "integer", "minimum": 1}}
+
+
+def _ref(name):
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _object(properties, required=None):
+    return {
+        "type": "object",
+        "properties": properties,
+        "required": list(required if required is not None else properties),
+        "additionalProperties": False,
+    }
+
+
+SCHEMAS = {
+    "Error": _object({
+        "error": _object({
+            "status": {"type": "integer", "minimum": 400, "maximum": 599},
+            "message": {"type": "string", "minLength": 1, "description": "What to fix."},
+        }),
+    }),
+    "Hit": _object({
+        "id": {"type": "string"},
+        "score": {"type": "number"},
+        "title": {"type": "string", "description": "HTML: escaped, matches in <mark>."},
+        "snippet": {"type": "string", "description": "HTML: escaped, matches in <mark>."},
+        "url": NULLABLE_STRING,
+        "date": {"type": ["string", "null"], "format": "date"},
+        "source": NULLABLE_STRING,
+        "tags": TAGS,
+    }),
+    "SearchResult": _object(
+        {
+            "query": {"type": "string"},
+            "total": {"type": "integer", "minimum": 0},
+            "page": {"type": "integer", "minimum": 1},
+            "limit": {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT},
+            "took_ms": {"type": "number", "minimum": 0},
+            "partial": {"type": "boolean", "description": "The time limit cut the search short."},
+            "hits": {"type": "array", "items": _ref("Hit")},
+            "facets": _object({"source": COUNTS, "tags": COUNTS}),
+            "suggestion": {**NULLABLE_STRING, "description": "A corrected query (did you mean)."},
+            "searched_for": {
+                **NULLABLE_STRING,
+                "description": "The Arabic actually searched when q was typed on a Latin keyboard layout.",
+            },
+        },
+        required=["query", "total", "page", "limit", "took_ms", "partial", "hits", "facets", "suggestion"],
+    ),
+    "Document": _object({
+        "id": {"type": "string"},
+        "title": {"type": "string"},
+        "text": {"type": "string"},
+        "title_html": {"type": "string", "description": "HTML: escaped, the words of q in <mark>."},
+        "text_html": {"type": "string", "description": "HTML: escaped, the words of q in <mark>."},
+        "url": NULLABLE_STRING,
+        "date": {"type": ["string", "null"], "format": "date"},
+        "source": NULLABLE_STRING,
+        "tags": TAGS,
+    }),
+    "Suggestions": _object({
+        "query": {"type": "string"},
+        "suggestions": {"type": "array", "items": {"type": "string"}},
+    }),
+    "Health": _object({
+        "status": {"type": "string"},
+        "documents": {"type": "integer", "minimum": 0},
+        "generation": {"type": "integer"},
+        "index": {"type": "string"},
+        "analysis_version": {"type": ["integer", "null"]},
+        "last_commit": NULLABLE_STRING,
+    }),
+}
+
+
+def _query(name, description, schema=None, required=False):
+    return {"name": name, "in": "query", "required": required, "description": description,
+            "schema": schema or {"type": "string"}}
+
+
+def _json(schema_name, description):
+    return {"description": description, "content": {"application/json": {"schema": _ref(schema_name)}}}
+
+
+def _error(description):
+    return _json("Error", description)
+
+
+Q = _query("q", "The query: words, \"phrases\", -excluded, a OR b, title:, source:, prefix*, typo~.",
+           {"type": "string", "minLength": 1, "maxLength": MAX_QUERY_CHARS}, required=True)
+
+
+def spec() -> dict:
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "arsearch",
+            "version": "1",
+            "description": "Full-text search for Arabic collections. Errors are JSON: "
+                           "{\"error\": {\"status\": 400, \"message\": \"...\"}}.",
+        },
+        "paths": {
+            "/api/search": {"get": {
+                "operationId": "search",
+                "summary": "Ranked, highlighted results with facet counts",
+                "parameters": [
+                    Q,
+                    _query("limit", "Results per page.",
+                           {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": 10}),
+                    _query("page", "Page number; page * limit may not exceed 1000.",
+                           {"type": "integer", "minimum": 1, "default": 1}),
+                    _query("source", "Only documents from this source."),
+                    _query("tag", "Only documents with this tag."),
+                    _query("date_from", "Only documents dated on or after this day.",
+                           {"type": "string", "format": "date"}),
+                    _query("date_to", "Only documents dated on or before this day.",
+                           {"type": "string", "format": "date"}),
+                    _query("sort", "Order of the hits.",
+                           {"type": "string", "enum": ["relevance", "date"], "default": "relevance"}),
+                ],
+                "responses": {
+                    "200": _json("SearchResult", "The results"),
+                    "400": _error("A missing or bad parameter"),
+                },
+            }},
+            "/api/documents/{doc_id}": {"get": {
+                "operationId": "document",
+                "summary": "One document in full, the words of q marked",
+                "parameters": [
+                    {"name": "doc_id", "in": "path", "required": True,
+                     "description": "The document id; may contain ':' and '/'.", "schema": {"type": "string"}},
+                    _query("q", "Words to mark in title_html and text_html.",
+                           {"type": "string", "maxLength": MAX_QUERY_CHARS}),
+                ],
+                "responses": {
+                    "200": _json("Document", "The document"),
+                    "400": _error("q is too long"),
+                    "404": _error("No document has this id"),
+                },
+            }},
+            "/api/suggest": {"get": {
+                "operationId": "suggest",
+                "summary": "Completions of the last word typed, most frequent first",
+                "parameters": [
+                    {**Q, "schema": {"type": "string", "maxLength": MAX_QUERY_CHARS}},
+                    _query("limit", "At most this many.",
+                           {"type": "integer", "minimum": 1, "maximum": 20, "default": 8}),
+                ],
+                "responses": {
+                    "200": _json("Suggestions", "The completions (complete queries)"),
+                    "400": _error("A missing or bad parameter"),
+                },
+            }},
+            "/healthz": {"get": {
+                "operationId": "health",
+                "summary": "Whether the index can be read, and what it holds",
+                "responses": {
+                    "200": _json("Health", "The index is readable"),
+                    "503": _error("The index cannot be read"),
+                },
+            }},
+            "/api/openapi.json": {"get": {
+                "operationId": "openapi",
+                "summary": "This description",
+                "responses": {"200": {"description": "An OpenAPI 3.1 document",
+                                      "content": {"application/json": {"schema": {"type": "object"}}}}},
+            }},
+        },
+        "components": {
+            "schemas": SCHEMAS,
+            "responses": {
+                "NotFound": _error("No such endpoint"),
+                "MethodNotAllowed": _error("The endpoint exists but not for this method"),
+                "InternalError": _error("An unexpected error (logged)"),
+            },
+        },
+    }
