@@ -14,7 +14,7 @@ class _Bar:
 
         self.bar = tqdm(
             total=total, unit="B", unit_scale=True, unit_divisor=1024,
-            desc="indexing", file=stream, dynamic_ncols=True, mininterval=0.2,
+            desc="indexing", file=stream, mininterval=0.2, **_size(stream),
         )
         self.last = 0
         self.records = 0
@@ -62,6 +62,16 @@ class _Lines:
 
     def close(self):
         pass
+
+
+def _size(stream) -> dict:
+    # A terminal that reports a size of 0x0 (a fresh pty, some CI consoles)
+    # would make tqdm hide the bar: fall back to 80x24.
+    try:
+        size = os.get_terminal_size(stream.fileno())
+        return {"ncols": size.columns or 80, "nrows": size.lines or 24}
+    except (OSError, ValueError, AttributeError):
+        return {"ncols": 80, "nrows": 24}
 
 
 def make_progress(total_bytes, quiet=False, stream=None):
