@@ -17,7 +17,6 @@ import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from whoosh import index as whoosh_index
 
 import schema as schema_module
 from indexer import store

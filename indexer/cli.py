@@ -12,6 +12,11 @@ def _err(message):
     print(f"arsearch: {message}", file=sys.stderr)
 
 
+def _print_json(value):
+    json.dump(value, sys.stdout, ensure_ascii=False, indent=1)
+    sys.stdout.write("\n")
+
+
 def _cmd_analyze(args) -> int:
     text = sys.stdin.read() if args.text == "-" else args.text
     tokens = analyze(text)
@@ -20,8 +25,7 @@ def _cmd_analyze(args) -> int:
             {"text": t.text, "start": t.start, "end": t.end, "exact": t.exact, "stem": t.stem}
             for t in tokens
         ]
-        json.dump(rows, sys.stdout, ensure_ascii=False, indent=1)
-        sys.stdout.write("\n")
+        _print_json(rows)
         return 0
     if not tokens:
         print("(no tokens)")
@@ -90,8 +94,7 @@ def _cmd_stats(args) -> int:
         _err(str(exc))
         return 1
     if args.json:
-        json.dump(stats, sys.stdout, ensure_ascii=False, indent=1)
-        sys.stdout.write("\n")
+        _print_json(stats)
         return 0
     print(f"index:            {stats['path']}")
     print(f"documents:        {stats['documents']}")
@@ -154,8 +157,7 @@ def _cmd_search(args) -> int:
         _err(str(exc))
         return 1
     if args.json:
-        json.dump(result, sys.stdout, ensure_ascii=False, indent=1)
-        sys.stdout.write("\n")
+        _print_json(result)
         return 0
     on, off = ("\033[1;33m", "\033[0m") if sys.stdout.isatty() else ("«", "»")
 

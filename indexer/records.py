@@ -7,9 +7,7 @@ Pure Python (no Whoosh): every input becomes a stream of `Document` or
 
 import csv
 import hashlib
-import io
 import json
-import os
 import sys
 from dataclasses import dataclass, field
 from datetime import datetime, timezone

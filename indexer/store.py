@@ -124,7 +124,7 @@ def open_index(directory):
     generation = check_version(directory)
     try:
         ix = open_generation(generation)
-        ix.schema  # unpickles the TOC now, not at the first search
+        _ = ix.schema  # unpickles the TOC now, not at the first search
         return ix
     except Exception as exc:  # unpickling can raise almost anything
         raise IndexVersionError(

@@ -3,7 +3,7 @@
 No Flask here: the JSON API, the HTML pages and the `arsearch search`
 command all call `SearchEngine`. It opens the index once per process, keeps
 one numpy view per index generation, and opens a new view (never
-`Searcher.refresh()`, which returns duplicate hits after merges in
+Whoosh's searcher refresh, which returns duplicate hits after merges in
 whoosh-reloaded) when a commit or a --rebuild swap changes the index.
 
 Ranking, from the top: documents matching more of the query's clauses; then,
@@ -138,12 +138,6 @@ class SearchEngine:
 
     # -- query resolution
 
-    def _word_terms(self, view, text, field):
-        """(exact forms, stems) a typed word stands for."""
-        tokens = analyze(text)
-        exacts = {t.exact for t in tokens}
-        stems = {t.stem for t in tokens if t.stem is not None}
-        return exacts, stems, tokens
 
     def _score_terms(self, view, pairs):
         """Sum of boosted BM25F over (field, term) pairs; mask of docs with any."""
@@ -163,7 +157,9 @@ class SearchEngine:
             pairs = [(EXACT_FIELDS[s], e) for s in scope for e in exacts]
             mask, score = self._score_terms(view, pairs)
             return _Unit(mask, score, set(exacts), set())
-        exacts, stems, tokens = self._word_terms(view, atom.text, atom.field)
+        tokens = analyze(atom.text)
+        exacts = {t.exact for t in tokens}
+        stems = {t.stem for t in tokens if t.stem is not None}
         if len(tokens) > 1:
             # One typed token that analyses into several words (a ligature,
             # "word,word"): all of them are required.

@@ -5,6 +5,7 @@ text, so a match is marked on the whole vocalized word (وَالْكِتَابِ
 on a piece of it. Everything outside <mark> is HTML-escaped.
 """
 
+import bisect
 from html import escape
 
 from indexer.analysis import analyze_surface
@@ -55,11 +56,9 @@ def snippet(text: str, exacts, stems, max_chars=320) -> str:
         return escape(cut)
     # Score each window of FRAGMENT_WORDS words by the distinct matches in it.
     starts = [s for s, _ in words]
-    import bisect
-
     span_word = [bisect.bisect_right(starts, s) - 1 for s, _, _ in spans]
     best = []
-    for i, w in enumerate(span_word):
+    for w in span_word:
         lo = max(0, w - FRAGMENT_WORDS // 3)
         hi = min(len(words), lo + FRAGMENT_WORDS)
         keys = {spans[j][2] for j in range(len(spans)) if lo <= span_word[j] < hi}

@@ -2,7 +2,6 @@
 
 import json
 
-import pytest
 from whoosh.qparser import QueryParser
 
 from indexer import store

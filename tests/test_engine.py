@@ -1,6 +1,5 @@
 """The search engine core (no Flask): matching, ranking, snippets, filters, reopening."""
 
-import json
 
 import pytest
 from whoosh.query import Or, Term

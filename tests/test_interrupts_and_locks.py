@@ -1,6 +1,5 @@
 """Interrupted and concurrent indexers, with real processes and signals."""
 
-import json
 import os
 import signal
 import subprocess
