@@ -160,10 +160,14 @@ class SearchEngine:
         tokens = analyze(atom.text)
         exacts = {t.exact for t in tokens}
         stems = {t.stem for t in tokens if t.stem is not None}
-        if len(tokens) > 1:
+        if len({t.position for t in tokens}) > 1:
             # One typed token that analyses into several words (a ligature,
-            # "word,word"): all of them are required.
-            units = [self._word_unit(view, Word(t.exact, atom.field), deadline) for t in tokens]
+            # "word,word"): all of them are required. (Two forms at one
+            # position are a dagger-alef word's spellings: either matches.)
+            first = {}
+            for t in tokens:
+                first.setdefault(t.position, t.exact)
+            units = [self._word_unit(view, Word(e, atom.field), deadline) for e in first.values()]
             return _and_units(units)
         pairs = [(STEM_FIELDS[s], st) for s in scope for st in stems]
         pairs += [(EXACT_FIELDS[s], e) for s in scope for e in exacts]

@@ -207,3 +207,12 @@ def test_new_commits_merges_and_rebuilds_are_seen_without_duplicates(tmp_path):
     build_index(index, [str(write_jsonl(tmp_path / "c.jsonl", DOCS[:1]))], rebuild=True, jobs=1, log=lambda l: None)
     assert engine.health()["documents"] == 1
     assert engine.search("الجزائر")["total"] == 0
+
+
+def test_query_typed_with_dagger_alef_or_ligature(engine):
+    # ٱلْعَٰلَمِينَ typed as in the mushaf: either of its spellings matches.
+    # (The spelling without the alef, العلمين, also stems like العلم, so the
+    # title "في فضل العلم" matches too, lower.)
+    assert ids(engine.search("ٱلْعَٰلَمِينَ"))[0] == "quran"
+    # "الحمد,لله" without a space: both words are required.
+    assert ids(engine.search("الحمد,لله")) == ["quran"]
