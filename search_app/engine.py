@@ -29,7 +29,7 @@ from indexer.analysis import analyze
 from indexer.normalize import normalize, words as normalized_words
 from schema import FIELD_BOOSTS, SEARCH_FIELDS
 from search_app import highlight, keyboard
-from search_app.index_view import POSITION_BITS, IndexView
+from search_app.index_view import POSITION_BITS, IndexView, Postings
 from search_app.query import Phrase, Word, parse
 from search_app.spelling import edit_distance
 
@@ -602,8 +602,6 @@ def _sorted_intersection(a, b):
 
 
 def _subset(postings, keep):
-    from search_app.index_view import Postings
-
     return Postings(postings.docs[keep], postings.tf[keep], [])
 
 

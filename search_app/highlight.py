@@ -57,11 +57,14 @@ def snippet(text: str, exacts, stems, max_chars=320) -> str:
     # Score each window of FRAGMENT_WORDS words by the distinct matches in it.
     starts = [s for s, _ in words]
     span_word = [bisect.bisect_right(starts, s) - 1 for s, _, _ in spans]
+    # span_word is sorted, so the matches inside a window are one slice of it:
+    # linear in the matches, not quadratic (a long surah has thousands).
     best = []
-    for w in span_word:
-        lo = max(0, w - FRAGMENT_WORDS // 3)
+    for lo in dict.fromkeys(max(0, w - FRAGMENT_WORDS // 3) for w in span_word):
         hi = min(len(words), lo + FRAGMENT_WORDS)
-        keys = {spans[j][2] for j in range(len(spans)) if lo <= span_word[j] < hi}
+        first = bisect.bisect_left(span_word, lo)
+        last = bisect.bisect_left(span_word, hi)
+        keys = {spans[j][2] for j in range(first, last)}
         best.append((len(keys), -lo, lo, hi))
     best.sort(reverse=True)
     chosen = []
@@ -74,7 +77,7 @@ def snippet(text: str, exacts, stems, max_chars=320) -> str:
     parts = []
     for lo, hi in chosen:
         start, end = words[lo][0], words[hi - 1][1]
-        inside = [sp for sp in spans if start <= sp[0] and sp[1] <= end]
+        inside = spans[bisect.bisect_left(span_word, lo):bisect.bisect_left(span_word, hi)]
         piece = mark(text[start:end], [(s - start, e - start, k) for s, e, k in inside])
         prefix = "…" if start > 0 else ""
         suffix = "…" if end < len(text) else ""

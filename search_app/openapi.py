@@ -10,6 +10,13 @@ from search_app.engine import MAX_LIMIT, MAX_QUERY_CHARS
 NULLABLE_STRING = {"type": ["string", "null"]}
 TAGS = {"type": "array", "items": {"type": "string"}}
 COUNTS = {"type": "object", "additionalProperties": {"type": "integer", "minimum": 1}}
+# Stored fields a hit and a document share (engine._metadata).
+METADATA = {
+    "url": NULLABLE_STRING,
+    "date": {"type": ["string", "null"], "format": "date"},
+    "source": NULLABLE_STRING,
+    "tags": TAGS,
+}
 
 
 def _ref(name):
@@ -37,10 +44,7 @@ SCHEMAS = {
         "score": {"type": "number"},
         "title": {"type": "string", "description": "HTML: escaped, matches in <mark>."},
         "snippet": {"type": "string", "description": "HTML: escaped, matches in <mark>."},
-        "url": NULLABLE_STRING,
-        "date": {"type": ["string", "null"], "format": "date"},
-        "source": NULLABLE_STRING,
-        "tags": TAGS,
+        **METADATA,
     }),
     "SearchResult": _object(
         {
@@ -66,10 +70,7 @@ SCHEMAS = {
         "text": {"type": "string"},
         "title_html": {"type": "string", "description": "HTML: escaped, the words of q in <mark>."},
         "text_html": {"type": "string", "description": "HTML: escaped, the words of q in <mark>."},
-        "url": NULLABLE_STRING,
-        "date": {"type": ["string", "null"], "format": "date"},
-        "source": NULLABLE_STRING,
-        "tags": TAGS,
+        **METADATA,
     }),
     "Suggestions": _object({
         "query": {"type": "string"},

@@ -45,3 +45,14 @@ def write_jsonl(path, records):
         for record in records:
             f.write(json.dumps(record, ensure_ascii=False) + "\n")
     return path
+
+
+def index_records(index, records, **kwargs):
+    """Index `records` into `index` in-process, quietly, through a JSON Lines file."""
+    from indexer.build import build_index
+
+    index = Path(index)
+    index.parent.mkdir(parents=True, exist_ok=True)
+    n = len(list(index.parent.glob(f"{index.name}-input-*.jsonl")))
+    path = write_jsonl(index.parent / f"{index.name}-input-{n}.jsonl", records)
+    return build_index(index, [str(path)], jobs=1, log=lambda line: None, **kwargs)

@@ -5,9 +5,8 @@ import pytest
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
-from indexer.build import build_index
 from search_app.app import create_app
-from tests.conftest import write_jsonl
+from tests.conftest import index_records
 
 XSS_TITLE = "<script>alert(1)</script>"
 
@@ -37,7 +36,7 @@ DOCS = [
 @pytest.fixture(scope="module")
 def index(tmp_path_factory):
     folder = tmp_path_factory.mktemp("api")
-    build_index(folder / "ix", [str(write_jsonl(folder / "docs.jsonl", DOCS))], jobs=1, log=lambda l: None)
+    index_records(folder / "ix", DOCS)
     return folder / "ix"
 
 

@@ -5,8 +5,7 @@ import os
 import pty
 import subprocess
 
-from indexer.build import build_index
-from tests.conftest import arsearch_command, run_arsearch, write_jsonl
+from tests.conftest import arsearch_command, run_arsearch, write_jsonl, index_records
 
 DOCS = [
     {"id": "v1", "title": "باب العلم", "text": "قَرَأْتُ وَالْكِتَابِ فِي الْمَسْجِدِ", "source": "hadith"},
@@ -16,7 +15,7 @@ DOCS = [
 
 def test_search_prints_ranked_results_with_marks(tmp_path):
     index = tmp_path / "ix"
-    build_index(index, [str(write_jsonl(tmp_path / "d.jsonl", DOCS))], jobs=1, log=lambda l: None)
+    index_records(index, DOCS)
     result = run_arsearch("search", "--index", index, "الكتاب", check=True)
     out = result.stdout
     assert out.startswith("2 results")

@@ -5,10 +5,9 @@ import pytest
 from whoosh.query import Or, Term
 
 import schema
-from indexer.build import build_index
 from indexer.maintenance import delete_documents
 from search_app.engine import QueryError, SearchEngine
-from tests.conftest import write_jsonl
+from tests.conftest import index_records
 
 DOCS = [
     # The vocalized text a user must find without typing diacritics.
@@ -34,7 +33,7 @@ DOCS = [
 @pytest.fixture(scope="module")
 def index(tmp_path_factory):
     folder = tmp_path_factory.mktemp("engine")
-    build_index(folder / "ix", [str(write_jsonl(folder / "docs.jsonl", DOCS))], jobs=1, log=lambda l: None)
+    index_records(folder / "ix", DOCS)
     return folder / "ix"
 
 
@@ -184,14 +183,14 @@ def test_scores_are_whoosh_bm25f(engine):
 
 def test_new_commits_merges_and_rebuilds_are_seen_without_duplicates(tmp_path):
     index = tmp_path / "ix"
-    build_index(index, [str(write_jsonl(tmp_path / "a.jsonl", DOCS))], jobs=1, log=lambda l: None)
+    index_records(index, DOCS)
     engine = SearchEngine(index)
     assert engine.search("الجزائر")["total"] == 2
     # Several commits, then a merge of all segments (optimize), as a writer
     # in another process would do.
     for i in range(3):
         extra = [{"id": f"new-{i}", "title": "جديد", "text": "خبر جديد عن الجزائر"}]
-        build_index(index, [str(write_jsonl(tmp_path / f"b{i}.jsonl", extra))], jobs=1, log=lambda l: None)
+        index_records(index, extra)
         assert engine.search("الجزائر")["total"] == 3 + i
     from indexer import store
     from indexer.segment_writer import FastSegmentWriter
@@ -204,7 +203,7 @@ def test_new_commits_merges_and_rebuilds_are_seen_without_duplicates(tmp_path):
     assert len(ids(result)) == len(set(ids(result))) == 5
     delete_documents(index, ["new-0"])
     assert engine.search("الجزائر")["total"] == 4
-    build_index(index, [str(write_jsonl(tmp_path / "c.jsonl", DOCS[:1]))], rebuild=True, jobs=1, log=lambda l: None)
+    index_records(index, DOCS[:1], rebuild=True)
     assert engine.health()["documents"] == 1
     assert engine.search("الجزائر")["total"] == 0
 

@@ -6,9 +6,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from indexer.build import build_index
 from search_app.app import create_app
-from tests.conftest import write_jsonl
+from tests.conftest import index_records
 
 DOCS = [
     # Vocalized text found by an undiacritized query.
@@ -30,7 +29,7 @@ DOCS = [
 @pytest.fixture(scope="module")
 def client(tmp_path_factory):
     folder = tmp_path_factory.mktemp("pages")
-    build_index(folder / "ix", [str(write_jsonl(folder / "docs.jsonl", DOCS))], jobs=1, log=lambda l: None)
+    index_records(folder / "ix", DOCS)
     return create_app(folder / "ix").test_client()
 
 

@@ -12,8 +12,7 @@ import urllib.request
 
 import pytest
 
-from indexer.build import build_index
-from tests.conftest import arsearch_command, write_jsonl
+from tests.conftest import arsearch_command, index_records
 
 DOCS = [
     {"id": "v1", "title": "باب العلم", "text": "قَالَ رَسُولُ اللَّهِ: طَلَبُ الْعِلْمِ فَرِيضَةٌ", "source": "hadith"},
@@ -73,7 +72,7 @@ class Server:
 
 @pytest.fixture()
 def index(tmp_path):
-    build_index(tmp_path / "ix", [str(write_jsonl(tmp_path / "d.jsonl", DOCS))], jobs=1, log=lambda l: None)
+    index_records(tmp_path / "ix", DOCS)
     return tmp_path / "ix"
 
 
@@ -111,7 +110,7 @@ def test_new_documents_are_served_without_restart(index, home, tmp_path):
         q = urllib.parse.quote("فرنسا")
         assert server.get_json(f"/api/search?q={q}")[1]["total"] == 0
         more = [{"id": "n2", "title": "زيارة", "text": "وزير من فرنسا يزور الجزائر"}]
-        build_index(index, [str(write_jsonl(tmp_path / "more.jsonl", more))], jobs=1, log=lambda l: None)
+        index_records(index, more)
         # Both workers must see it: ask several times.
         totals = {server.get_json(f"/api/search?q={q}")[1]["total"] for _ in range(6)}
         assert totals == {1}
