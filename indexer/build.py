@@ -20,7 +20,16 @@ from pathlib import Path
 
 import schema as schema_module
 from indexer import store
-from indexer.records import BadRecord, ByteCounter, Deletion, Document, Warning_, input_size, read_input
+from indexer.records import (
+    DEFAULT_MAX_RECORD_BYTES,
+    BadRecord,
+    ByteCounter,
+    Deletion,
+    Document,
+    Warning_,
+    read_input,
+    resolve_inputs,
+)
 from indexer.segment_writer import FastSegmentWriter
 
 BATCH = 64  # documents per message to a worker
@@ -39,6 +48,7 @@ class BuildReport:
     deleted: int = 0
     skipped: int = 0
     warnings: int = 0
+    accepted: int = 0  # documents and deletions read without a problem
     seconds: float = 0.0
     committed: bool = False
     documents: int = 0  # in the index after the run
@@ -205,6 +215,7 @@ class _Workers:
         self.results = ctx.Queue()
         self.inboxes = [ctx.Queue(maxsize=64) for _ in range(jobs)]
         self.pending = [[] for _ in range(jobs)]
+        self.aborted = False
         self.procs = [
             ctx.Process(
                 target=_worker_main,
@@ -279,6 +290,9 @@ class _Workers:
         return segments, count
 
     def abort(self):
+        if self.aborted:
+            return
+        self.aborted = True
         for i, p in enumerate(self.procs):
             if p.is_alive():
                 try:
@@ -289,25 +303,44 @@ class _Workers:
             p.join(timeout=10)
             if p.is_alive():
                 p.kill()
+                p.join(timeout=10)
+        self._release_queues()
+
+    def _release_queues(self):
+        # A queue's feeder thread flushes what is still buffered when the
+        # process exits; with a dead reader on the other side that flush
+        # blocks forever (the parent would report the failure, then hang).
+        # Nothing buffered is wanted any more: drop it.
+        for q in self.inboxes + [self.results]:
+            q.cancel_join_thread()
+            q.close()
 
 
 def choose_jobs(jobs, inputs) -> int:
     if jobs is not None:
         return max(1, jobs)
-    sizes = [input_size(spec) for spec in inputs]
+    sizes = [item.size() for item in inputs]
     if all(s is not None for s in sizes) and sum(sizes) < SMALL_INPUT_BYTES:
         return 1
     return max(1, os.cpu_count() or 1)
 
 
 def build_index(directory, inputs, *, rebuild=False, strict=False, jobs=None, wait=0.0,
-                progress=None, log=None, stdin=None) -> BuildReport:
-    """Index `inputs` into `directory`; raises BuildError or store errors on failure."""
+                progress=None, log=None, stdin=None, allow_empty=False,
+                max_record_bytes=DEFAULT_MAX_RECORD_BYTES, input_format=None) -> BuildReport:
+    """Index `inputs` into `directory`; raises BuildError or store errors on failure.
+
+    Inputs and the directory are checked first (`records.InputError`,
+    `store.IndexError_`): a typo fails before anything is created or written.
+    """
     log = log or (lambda line: print(line, file=sys.stderr))
+    inputs = resolve_inputs(inputs, input_format)
+    directory = store.check_index_directory(directory, must_exist=False)
     report = BuildReport()
     started = time.monotonic()
-    directory = Path(directory)
     with store.WriterLock(directory, wait=wait):
+        for name in store.remove_stale_generations(directory):
+            log(f"removed {directory / name}, left by an interrupted rebuild")
         fresh = rebuild or not store.has_index(directory)
         if fresh:
             generation, ix = store.create_generation(directory, schema_module.build_schema())
@@ -316,7 +349,7 @@ def build_index(directory, inputs, *, rebuild=False, strict=False, jobs=None, wa
             ix = store.open_index(directory)
         try:
             _run(ix, generation, inputs, fresh, strict, choose_jobs(jobs, inputs),
-                 report, progress, log, stdin)
+                 report, progress, log, stdin, allow_empty, max_record_bytes)
         except BaseException:
             if fresh:
                 store.discard(generation)
@@ -329,7 +362,20 @@ def build_index(directory, inputs, *, rebuild=False, strict=False, jobs=None, wa
     return report
 
 
-def _run(ix, generation, inputs, fresh, strict, jobs, report, progress, log, stdin):
+def _refusal(report, fresh, accepted_docs, allow_empty):
+    """Why this run must not commit, or None."""
+    if report.skipped and not report.accepted:
+        return (f"every record was bad ({report.skipped} skipped, listed above); "
+                "nothing was committed")
+    if fresh and not accepted_docs and not allow_empty:
+        return ("this build accepted 0 documents, so it would publish an EMPTY index; "
+                "nothing was committed and the index is as it was "
+                "(--allow-empty publishes an empty index on purpose)")
+    return None
+
+
+def _run(ix, generation, inputs, fresh, strict, jobs, report, progress, log, stdin,
+         allow_empty=False, max_record_bytes=DEFAULT_MAX_RECORD_BYTES):
     writer = FastSegmentWriter(ix)  # holds Whoosh's lock; deletes from committed segments
     sink = _InProcess(ix) if jobs == 1 else _Workers(generation, jobs)
     before = ix.doc_count()
@@ -345,8 +391,11 @@ def _run(ix, generation, inputs, fresh, strict, jobs, report, progress, log, std
     counter = ByteCounter()
     try:
         for spec in inputs:
-            for item in read_input(spec, stdin=stdin, counter=counter):
+            for item in read_input(spec, stdin=stdin, counter=counter,
+                                   max_record_bytes=max_record_bytes):
                 stopped = strict and report.skipped
+                if isinstance(item, (Document, Deletion)) and not stopped:
+                    report.accepted += 1
                 if isinstance(item, Document) and not stopped:
                     existed = remove_committed(item.id) or item.id in live_ids
                     live_ids.add(item.id)
@@ -382,16 +431,19 @@ def _run(ix, generation, inputs, fresh, strict, jobs, report, progress, log, std
         if not writer.is_closed:
             writer.cancel()
         raise
+    problem = None
     if count != len(live_ids):
+        problem = (f"the new segments hold {count} documents but {len(live_ids)} were accepted; "
+                   "nothing was committed")
+    problem = problem or _refusal(report, fresh, len(live_ids), allow_empty)
+    if problem:
         delete_segment_files(writer.storage, segments)
         writer.cancel()
-        raise BuildError(
-            f"the new segments hold {count} documents but {len(live_ids)} were accepted; "
-            "nothing was committed"
-        )
+        raise BuildError(problem)
     writer.flushed_segments.extend(segments)
     writer.commit(merge=not fresh)
     store.write_meta(generation, last_commit=store._now())
+    store.record_checksums(generation)
     report.committed = True
     with store.open_generation(generation).searcher() as s:
         report.documents = s.doc_count()

@@ -35,25 +35,60 @@ def _cmd_analyze(args) -> int:
     return 0
 
 
+def _interruptible():
+    """Ctrl-C (SIGINT) and `kill` (SIGTERM) raise KeyboardInterrupt in this process.
+
+    Installed explicitly: a process started in the background by a shell
+    (`cmd &`) inherits an IGNORED SIGINT, and would otherwise not stop.
+    """
+    import signal
+
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+
+
 def _cmd_index(args) -> int:
     from indexer import store
     from indexer.build import BuildError, build_index
     from indexer.progress import make_progress
-    from indexer.records import input_size
+    from indexer.records import InputError, resolve_inputs
 
-    import signal
-
-    # `kill` (SIGTERM) stops a run as cleanly as Ctrl-C does.
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
-    sizes = [input_size(spec) for spec in args.inputs]
+    _interruptible()
+    if args.max_record_mb <= 0:
+        _err("--max-record-mb must be more than 0")
+        return 2
+    # Every input and the index directory are checked before anything is
+    # written: a typo is an error, never an empty index.
+    problems = []
+    try:
+        store.check_index_directory(args.index, must_exist=False)
+    except store.IndexError_ as exc:
+        problems.append(str(exc))
+    try:
+        inputs = resolve_inputs(args.inputs, args.format)
+    except InputError as exc:
+        problems.extend(str(exc).splitlines())
+    if problems:
+        for line in problems:
+            _err(line)
+        _err("nothing was read or written")
+        return 2
+    sizes = [item.size() for item in inputs]
     total = sum(sizes) if all(s is not None for s in sizes) else None
     progress = make_progress(total, quiet=args.quiet)
     try:
         report = build_index(
             args.index, args.inputs, rebuild=args.rebuild, strict=args.strict,
-            jobs=args.jobs, wait=args.wait, progress=progress,
+            jobs=args.jobs, wait=args.wait, progress=progress, allow_empty=args.allow_empty,
+            max_record_bytes=int(args.max_record_mb * 1024 * 1024), input_format=args.format,
         )
+    except InputError as exc:  # an input vanished between the check and the run
+        _err(str(exc))
+        return 2
     except (BuildError, store.IndexError_) as exc:
+        if progress is not None:
+            progress.close()
+            progress = None
         _err(str(exc))
         return 1
     except KeyboardInterrupt:
@@ -71,13 +106,30 @@ def _cmd_index(args) -> int:
 
 def _cmd_delete(args) -> int:
     from indexer import store
+    from indexer.ids import IdError, check_id
     from indexer.maintenance import delete_documents
 
+    _interruptible()
+    bad = []
+    for doc_id in args.ids:
+        try:
+            check_id(doc_id)
+        except IdError as exc:
+            bad.append(f"{doc_id[:60]!r}: {exc}")
+    if bad:
+        for line in bad:
+            _err(line)
+        _err("nothing was deleted (see the id rules in the README)")
+        return 2
     try:
+        store.check_index_directory(args.index, must_exist=True)
         deleted, missing = delete_documents(args.index, args.ids, wait=args.wait)
     except store.IndexError_ as exc:
         _err(str(exc))
         return 1
+    except KeyboardInterrupt:
+        _err("interrupted: nothing was deleted")
+        return 130
     for doc_id in missing:
         print(f"{doc_id}: not in the index", file=sys.stderr)
     print(f"deleted {deleted}, not found {len(missing)}", file=sys.stderr)
@@ -86,11 +138,12 @@ def _cmd_delete(args) -> int:
 
 def _cmd_stats(args) -> int:
     from indexer import store
-    from indexer.maintenance import index_stats
+    from indexer.maintenance import IndexReadError, index_stats
 
     try:
+        store.check_index_directory(args.index, must_exist=True)
         stats = index_stats(args.index)
-    except store.IndexError_ as exc:
+    except (store.IndexError_, IndexReadError) as exc:
         _err(str(exc))
         return 1
     if args.json:
@@ -106,6 +159,22 @@ def _cmd_stats(args) -> int:
     for name, count in stats["terms"].items():
         print(f"  {name:<12} {count}")
     return 0
+
+
+def _cmd_check(args) -> int:
+    from indexer import store
+    from indexer.maintenance import check_index
+
+    try:
+        directory = args.index or _index_or_sample(args)
+        store.check_index_directory(directory, must_exist=True)
+        report = check_index(directory, deep=args.deep)
+    except store.IndexError_ as exc:
+        _err(str(exc))
+        return 1
+    for line in report.lines():
+        print(line)
+    return 0 if report.ok else 1
 
 
 def _index_or_sample(args):
@@ -124,7 +193,11 @@ def _cmd_serve(args) -> int:
 
     try:
         index = _index_or_sample(args)
-        store.open_index(index)  # a missing or outdated index fails here, clearly
+        store.check_index_directory(index, must_exist=True)
+        # A missing, outdated or damaged index (a file truncated or missing:
+        # sizes are compared with the last commit's record) fails here, in
+        # one line naming the file, not in every worker as a traceback.
+        store.open_index(index)
     except store.IndexError_ as exc:
         _err(str(exc))
         return 1
@@ -204,6 +277,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
                    help="wait this long for another indexer to finish (default: fail at once)")
     p.add_argument("--quiet", action="store_true", help="no progress output")
+    p.add_argument("--allow-empty", action="store_true",
+                   help="let a --rebuild (or a new index) that accepted 0 documents publish an empty index")
+    p.add_argument("--max-record-mb", type=float, default=10.0, metavar="MB",
+                   help="skip (and report) records larger than this, in MiB (default: 10)")
+    p.add_argument("--format", choices=("jsonl", "csv"), default=None,
+                   help="read every FILE (and -) as this format, whatever its name")
     p.set_defaults(func=_cmd_index)
 
     p = sub.add_parser("delete", help="remove documents by id")
@@ -230,6 +309,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sort", default="relevance", choices=("relevance", "date"))
     p.add_argument("--json", action="store_true", help="print what /api/search returns")
     p.set_defaults(func=_cmd_search)
+
+    p = sub.add_parser(
+        "check", help="verify every file of an index against the checksums of its last commit"
+    )
+    p.add_argument("--index", metavar="DIR", help="index directory (default: the bundled sample)")
+    p.add_argument("--deep", action="store_true",
+                   help="also read every stored document and posting list through Whoosh")
+    p.set_defaults(func=_cmd_check)
 
     p = sub.add_parser("stats", help="document count, terms, size and version of an index")
     p.add_argument("--index", required=True, metavar="DIR")

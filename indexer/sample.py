@@ -60,5 +60,10 @@ def ensure_sample_index(log=None) -> Path:
 def _up_to_date(directory, digest) -> bool:
     if not store.has_index(directory):
         return False
-    meta = store.read_meta(store.live_path(directory))
+    generation = store.live_path(directory)
+    try:
+        store.verify_sizes(generation, directory)
+    except store.IndexDamagedError:
+        return False  # a damaged cached sample is simply built again
+    meta = store.read_meta(generation)
     return meta.get("analysis_version") == store.ANALYSIS_VERSION and meta.get("sample_digest") == digest

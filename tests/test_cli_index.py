@@ -95,7 +95,7 @@ def test_bad_records_are_reported_with_file_and_line_and_skipped(tmp_path):
         "\u0627".encode() + b"\xff\xfe",  # invalid UTF-8
         json.dumps({"id": "x", "title": "t"}).encode(),  # no text
         json.dumps({"id": "y", "text": "نص", "date": "24/01/2015"}).encode(),
-        json.dumps({"id": 7, "text": "نص"}).encode(),  # id is a number
+        json.dumps({"id": 7.5, "text": "نص"}).encode(),  # id is not a string (an integer would do)
         json.dumps(HADITH, ensure_ascii=False).encode(),
     ]
     path = tmp_path / "mixed.jsonl"
@@ -251,7 +251,9 @@ def test_missing_index_and_missing_input(tmp_path):
     result = run_arsearch("stats", "--index", tmp_path / "nothing")
     assert result.returncode == 1 and "no index at" in result.stderr
     result = run_arsearch("index", "--index", tmp_path / "ix", tmp_path / "nope.jsonl")
+    assert result.returncode == 2
     assert f"{tmp_path / 'nope.jsonl'}: no such file or folder" in result.stderr
+    assert not (tmp_path / "ix").exists()  # nothing created
 
 
 def test_plain_progress_lines_when_not_a_terminal(tmp_path):

@@ -42,3 +42,15 @@ def test_sample_index_is_rebuilt_when_the_analysis_version_changes(tmp_path, mon
     ensure_sample_index()
     assert store.live_path(directory) != old
     assert store.check_version(directory)
+
+
+def test_a_damaged_sample_index_is_built_again(tmp_path, monkeypatch):
+    monkeypatch.setenv("ARSEARCH_HOME", str(tmp_path / "home"))
+    directory = ensure_sample_index()
+    old = store.live_path(directory)
+    segment = max(old.glob("*.seg"), key=lambda p: p.stat().st_size)
+    with open(segment, "r+b") as f:
+        f.truncate(1000)
+    ensure_sample_index()
+    assert store.live_path(directory) != old
+    assert store.open_index(directory).doc_count() >= 300
