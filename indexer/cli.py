@@ -2,6 +2,7 @@
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -187,8 +188,9 @@ def _index_or_sample(args):
 
 
 def _cmd_serve(args) -> int:
-    import os
-
+    if args.workers < 1 or (args.threads or 1) < 1 or not 0 < args.port < 65536:
+        _err("--workers and --threads must be 1 or more, and --port between 1 and 65535")
+        return 2
     from indexer import store
 
     try:
@@ -202,6 +204,8 @@ def _cmd_serve(args) -> int:
         _err(str(exc))
         return 1
     os.environ["ARSEARCH_INDEX"] = str(Path(index).resolve())
+    if args.threads is not None:
+        os.environ["ARSEARCH_THREADS"] = str(args.threads)
     url = f"http://{args.host}:{args.port}/"
     print(f"arsearch: serving {index} at {url}", file=sys.stderr, flush=True)
     from gunicorn.app.wsgiapp import WSGIApplication
@@ -296,7 +300,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--index", metavar="DIR", help="index directory (default: the bundled sample)")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
-    p.add_argument("--workers", type=int, default=2, metavar="N")
+    p.add_argument("--workers", type=int, default=2, metavar="N",
+                   help="worker processes (default: 2)")
+    p.add_argument("--threads", type=int, default=None, metavar="N",
+                   help="request threads per worker, sharing its one index view "
+                        "(default: $ARSEARCH_THREADS or 8)")
     p.set_defaults(func=_cmd_serve)
 
     p = sub.add_parser("search", help="search an index from the terminal")

@@ -10,14 +10,34 @@ holds a single posting (zlib's set-up alone costs ~10 µs).
 This writer keeps Whoosh's file formats, TOC, locking, deletions and merge
 policy (it subclasses `SegmentWriter`), and changes only how postings travel:
 they are grouped per field and term in memory as documents are added, and each
-term's postings are written block by block in one call. Tiny blocks are
-stored uncompressed, which the reader supports (compression is a per-block
-flag). Memory is bounded by flushing a segment every `segment_postings`
-postings, so a large build writes several segments in one transaction.
+term's postings are written in one call; a term that fits one block (most do)
+is encoded straight to bytes. Memory is bounded by flushing a segment every
+`segment_postings` postings, so a large build writes several segments in one
+transaction.
+
+What it writes is what Whoosh's own writer writes, block for block: with
+compression off the files are byte-identical (tests check a build and a
+merge), so plain Whoosh can read, update and merge the index. The one
+difference is that small blocks are stored uncompressed, which every Whoosh
+reader handles (compression is a flag in each block's header). Postings are
+never stored inline in the term table: Whoosh's reader accepts that layout
+but its merge fails on it (the inline matcher gives `''` for a field without
+values, which Whoosh's pool rejects), and its own writer never writes it.
+
+Merges stream: a segment that is merged in (`commit(optimize=True)`, or the
+merge policy picking small segments) has its documents copied at once and its
+postings copied term by term when the new segment is written, renumbered and
+without deleted documents, instead of every posting going through the
+in-memory pool as in Whoosh's `add_reader`. A merge holds one term's postings
+at a time (plus what any Whoosh segment write holds: the term table's index
+and the per-document columns), not the merged segments' postings.
 """
 
+import heapq
 import zlib
 from array import array
+from bisect import bisect_left
+from io import BytesIO
 from pickle import dumps
 
 from whoosh.codec.whoosh3 import (
@@ -25,15 +45,17 @@ from whoosh.codec.whoosh3 import (
     WHOOSH3_HEADER_MAGIC,
     W3Codec,
     W3FieldWriter,
+    W3LeafMatcher,
     W3PostingsWriter,
     W3Segment,
     W3TermInfo,
     _lenfield,
 )
-from whoosh.system import pack_ushort
-from whoosh.system import emptybytes
+from whoosh.filedb.structfile import StructFile
+from whoosh.reading import SegmentReader
+from whoosh.system import pack_int, pack_long, pack_ushort
 from whoosh.util.numeric import byte_to_length, length_to_byte
-from whoosh.writing import SegmentWriter
+from whoosh.writing import IndexingError, SegmentWriter
 
 # Blocks whose pickled data is smaller than this are not worth compressing.
 MIN_COMPRESS_BYTES = 128
@@ -48,33 +70,62 @@ _MEM_LEVEL = 4
 def _compress(data, level):
     compressor = zlib.compressobj(level, zlib.DEFLATED, _WINDOW_BITS, _MEM_LEVEL)
     return compressor.compress(data) + compressor.flush()
+
+
 DEFAULT_SEGMENT_POSTINGS = 4_000_000
-# Terms with at most this many postings are stored inline in the term table
-# (a format Whoosh's reader supports, though its own writer never produces
-# it: W3PostingsWriter calls a misspelled `set_inline`).
-INLINE_LIMIT = 4
+# A term record that points into the postings file: flags (0: not inline),
+# total weight, document frequency, min and max length bytes, max weight,
+# first and last document; then the offset and length of its postings.
+_TERMINFO = W3TermInfo._struct
 
 
 class BatchPostingsWriter(W3PostingsWriter):
-    """Writes a whole term's postings per call; same block layout as Whoosh."""
+    """Takes a term's postings a run at a time; same blocks as Whoosh.
 
-    def write_term(self, ids, weights, values, lengths):
+    Whoosh's `add_posting` fills a block of `blocklimit` postings and writes
+    it when the next posting arrives; `add_run` does the same with slices, so
+    block boundaries, block statistics and the term info are Whoosh's.
+    """
+
+    def add_run(self, ids, weights, values, lengths):
+        """Append postings (ids ascending, above those already added) to the current term.
+
+        `values` may hold empty values (b'' or None, for formats without
+        values); like `add_posting`, only non-empty values are kept.
+        `lengths` maps a document number to its field length, or is None.
+        """
         limit = self._blocklimit
-        for start in range(0, len(ids), limit):
-            if self._ids:
+        n = len(ids)
+        start = 0
+        while start < n:
+            room = limit - len(self._ids)
+            if not room:
                 self._write_block()
-            end = start + limit
-            chunk_ids = ids[start:end]
-            chunk_weights = weights[start:end]
-            self._ids = array("I", chunk_ids)
-            self._weights = array("f", chunk_weights)
-            self._maxweight = max(0, max(chunk_weights))
-            self._values = [v for v in values[start:end] if v]
+                room = limit
+            end = start + room
+            if start == 0 and end >= n:
+                chunk_ids, chunk_weights, chunk_values = ids, weights, values
+                end = n
+            else:
+                chunk_ids = ids[start:end]
+                chunk_weights = weights[start:end]
+                chunk_values = values[start:end]
+            self._ids.extend(chunk_ids)
+            self._weights.extend(chunk_weights)
+            top = max(chunk_weights)
+            if top > self._maxweight:
+                self._maxweight = top
+            self._values.extend([v for v in chunk_values if v])
             if lengths is not None:
-                chunk_lengths = [n for n in (lengths[d] for d in chunk_ids) if n]
-                if chunk_lengths:
-                    self._minlength = min(chunk_lengths)
-                    self._maxlength = max(chunk_lengths)
+                present = [x for x in map(lengths.__getitem__, chunk_ids) if x]
+                if present:
+                    low = min(present)
+                    if self._minlength is None or low < self._minlength:
+                        self._minlength = low
+                    high = max(present)
+                    if high > self._maxlength:
+                        self._maxlength = high
+            start = end
 
     def _write_block(self, last=False):
         # Whoosh's block layout, but small blocks skip zlib (see module doc).
@@ -112,35 +163,88 @@ class BatchFieldWriter(W3FieldWriter):
     def start_field(self, fieldname, fieldobj):
         super().start_field(fieldname, fieldobj)
         codec = self._codec
+        self._fixedsize = self._format.fixed_value_size()
+        self._compression = codec._compression
         self._postwriter = BatchPostingsWriter(
             self._postfile, codec._blocklimit, compression=codec._compression,
             inlinelimit=codec._inlinelimit,
         )
 
+    def add_run(self, ids, weights, values, lengths):
+        """Postings of the term opened by `start_term`; see BatchPostingsWriter.add_run."""
+        self._postwriter.add_run(ids, weights, values, lengths)
+
     def write_term(self, btext, ids, weights, values, lengths):
-        if len(ids) <= INLINE_LIMIT:
-            self._write_inline_term(btext, ids, weights, values, lengths)
+        """A whole term's postings (ids ascending)."""
+        if len(ids) <= self._codec._blocklimit:
+            self._write_one_block_term(btext, ids, weights, values, lengths)
             return
         self.start_term(btext)
-        self._postwriter.write_term(ids, weights, values, lengths)
+        self._postwriter.add_run(ids, weights, values, lengths)
         self.finish_term()
 
-    def _write_inline_term(self, btext, ids, weights, values, lengths):
-        # Rare terms keep their few postings inside the term record: no block
-        # in the postings file, no second seek when the term is searched.
-        terminfo = W3TermInfo()
-        terminfo._weight = sum(weights)
-        terminfo._df = len(ids)
+    def _write_one_block_term(self, btext, ids, weights, values, lengths):
+        # Most terms fit one block (most occur once). This writes the bytes
+        # that start_term, add_posting..., finish_term write for them
+        # (W3PostingsWriter's block and W3TermInfo's record; a test compares
+        # the files byte for byte) without their per-term objects and calls.
+        n = len(ids)
+        stored = array("f", weights)  # Whoosh keeps weights as 32-bit floats
+        top = max(weights)
+        maxweight = top if top > 0 else 0
         if lengths is not None:
-            present = [n for n in (lengths[d] for d in ids) if n]
-            if present:
-                terminfo._minlength = min(present)
-                terminfo._maxlength = max(present)
-        terminfo._maxweight = max(0, max(weights))
-        terminfo._minid = ids[0]
-        terminfo._maxid = ids[-1]
-        terminfo.set_inlined(ids, weights, [v for v in values if v])
-        self._tindex.add(pack_ushort(self._fieldid) + btext, terminfo.to_bytes())
+            present = [x for x in map(lengths.__getitem__, ids) if x]
+        else:
+            present = None
+        if present:
+            minlength, maxlength = min(present), max(present)
+            minbyte, maxbyte = _length_byte(minlength), _length_byte(maxlength)
+        else:
+            minlength, maxlength = None, 0
+            minbyte = maxbyte = 0
+        if n == 1:
+            deltas = (ids[0],)
+        else:
+            deltas = tuple([ids[0]] + [b - a for a, b in zip(ids, ids[1:])])
+        if stored.count(1.0) == n:
+            miniweights = None
+        elif stored.count(stored[0]) == n:
+            miniweights = stored[0]
+        else:
+            miniweights = tuple(stored)
+        fixedsize = self._fixedsize
+        if fixedsize == 0:
+            minivalues = None
+        elif fixedsize is None or fixedsize < 0:
+            minivalues = tuple([v for v in values if v])
+        else:
+            minivalues = b"".join([v for v in values if v])
+        databytes = dumps((deltas, miniweights, minivalues), 2)
+        comp = self._compression if len(databytes) >= MIN_COMPRESS_BYTES else 0
+        if comp:
+            databytes = _compress(databytes, comp)
+        infobytes = dumps((n, ids[-1], maxweight, comp, minbyte, maxbyte), 2)
+        blocklength = len(infobytes) + len(databytes)
+        postfile = self._postfile
+        offset = postfile.tell()
+        # Header, then the one (hence last: negative length) block.
+        postfile.write(WHOOSH3_HEADER_MAGIC + pack_int(-blocklength) + infobytes + databytes)
+        record = _TERMINFO.pack(
+            0, sum(stored), n, minbyte, maxbyte, maxweight, ids[0], ids[-1],
+        ) + pack_long(offset) + pack_int(blocklength + 8)
+        self._tindex.add(pack_ushort(self._fieldid) + btext, record)
+
+
+# length_to_byte, memoized: lengths read back from a length column are already
+# quantized to one byte, so at most 256 distinct values reach it.
+_LENGTH_BYTES = {}
+
+
+def _length_byte(length):
+    byte = _LENGTH_BYTES.get(length)
+    if byte is None:
+        byte = _LENGTH_BYTES[length] = length_to_byte(length)
+    return byte
 
 
 class BatchCodec(W3Codec):
@@ -172,7 +276,8 @@ class MemoryPostings:
         return terms
 
     def add(self, item):
-        # Whoosh's pool interface, used when segments are merged in.
+        # Whoosh's pool interface, used by add_reader for readers that are
+        # not segments of this index (those are streamed, see FastSegmentWriter).
         fieldname, tbytes, docnum, weight, vbytes = item
         terms = self.terms(fieldname)
         entry = terms.get(tbytes)
@@ -205,6 +310,111 @@ class MemoryPostings:
     def cleanup(self):
         self.fields = {}
         self.count = 0
+        self.unsorted = set()
+
+
+class _Merging:
+    """A segment being merged into the writer's current segment.
+
+    Its documents were copied (stored fields, lengths, columns) when it was
+    added, as documents `base`, `base + 1`, ...; `docmap[old]` is the new
+    number of a live document, -1 for a deleted one (None: nothing deleted).
+    Its postings are copied when the segment is flushed, read straight from
+    its files: deletions were decided when the documents were copied, so the
+    raw postings are renumbered through `docmap` and never filtered twice.
+    """
+
+    def __init__(self, segment, base, docmap):
+        self.segment = segment
+        self.base = base
+        self.docmap = docmap
+        self.reader = None
+        self.postfile = None
+
+    def open(self, storage, schema):
+        self.reader = SegmentReader(storage, schema, self.segment)
+        self.postfile = self.segment.open_file(self.reader.storage(), W3Codec.POSTS_EXT)
+
+    def close(self):
+        if self.postfile is not None:
+            self.postfile.close()
+        if self.reader is not None:
+            self.reader.close()
+
+    def terms(self, fieldname):
+        """(term bytes, term info) of one field, in term order."""
+        return self.reader.iter_field(fieldname, b"")
+
+    def runs(self, terminfo, fieldobj):
+        """A term's live postings, renumbered, as (ids, weights, values) runs of at most a block."""
+        base, docmap = self.base, self.docmap
+        for ids, weights, values in _stored_blocks(self.postfile, terminfo, fieldobj.format):
+            if docmap is None:
+                yield [base + d for d in ids], weights, values
+                continue
+            new = [docmap[d] for d in ids]
+            if min(new) >= 0:
+                yield new, weights, values
+                continue
+            keep = [i for i, d in enumerate(new) if d >= 0]
+            if keep:
+                yield ([new[i] for i in keep], [weights[i] for i in keep],
+                       [values[i] for i in keep])
+
+
+# A term's postings up to this size are read with one read() and decoded in
+# memory; larger ones are decoded from the file (slower: in a compound segment
+# opened without mmap, unpickling reads through a Python call per byte, which
+# made whole merges twice as slow).
+READ_WHOLE_TERM_BYTES = 4 << 20
+
+
+def _stored_blocks(postfile, terminfo, format_):
+    """A segment's postings of one term, (ids, weights, values) per stored block."""
+    if terminfo.is_inlined():
+        # Postings kept in the term table, by older versions of this writer;
+        # an empty values tuple stands for "no values".
+        ids, weights, values = terminfo.inlined_postings()
+        if len(values) != len(ids):
+            values = (None,) * len(ids)
+        yield ids, weights, values
+        return
+    offset, length = terminfo.extent()
+    if isinstance(length, tuple):
+        length = length[0]  # W3TermInfo.from_bytes leaves struct.unpack's tuple
+    if length <= READ_WHOLE_TERM_BYTES:
+        m = W3LeafMatcher(StructFile(BytesIO(postfile.get(offset, length))), 0, length, format_)
+    else:
+        m = W3LeafMatcher(postfile, offset, length, format_)
+    # Whoosh's own decoders of the current block (the search engine reads
+    # blocks the same way).
+    while m.is_active():
+        m._read_ids()
+        m._read_weights()
+        m._read_values()
+        yield m._ids, m._weights, m._values
+        m._next_block()
+
+
+def _merged_lexicon(fieldname, pool_terms, merging):
+    """(term, [(source, term info)]) in term order; source 0 is the pool."""
+
+    def tagged(terms, i):
+        for tbytes, info in terms:
+            yield tbytes, i, info
+
+    streams = [tagged(((t, None) for t in sorted(pool_terms)), 0)]
+    streams.extend(tagged(s.terms(fieldname), i) for i, s in enumerate(merging, 1))
+    current, holders = None, []
+    # Ties on the term come out in source order (the tuples differ in `i`).
+    for tbytes, i, info in heapq.merge(*streams, key=lambda item: (item[0], item[1])):
+        if tbytes != current:
+            if holders:
+                yield current, holders
+            current, holders = tbytes, []
+        holders.append((i, info))
+    if holders:
+        yield current, holders
 
 
 class FastSegmentWriter(SegmentWriter):
@@ -216,6 +426,7 @@ class FastSegmentWriter(SegmentWriter):
         self.pool = MemoryPostings()
         self.segment_postings = segment_postings
         self.flushed_segments = []
+        self._merging = []
         self._simple = not any(
             f.vector or f.separate_spelling() for _, f in self.schema.items()
         )
@@ -265,31 +476,142 @@ class FastSegmentWriter(SegmentWriter):
         if pool.count >= self.segment_postings:
             self._start_next_segment()
 
+    def add_reader(self, reader):
+        """Merge a reader's live documents into the current segment.
+
+        Segments of this index (what the merge policies pass) are streamed
+        at flush time; any other reader goes through the pool like Whoosh's.
+        """
+        self._check_state()
+        leaves = [leaf for leaf, _ in reader.leaf_readers()]
+        if not all(isinstance(leaf, SegmentReader) and any(leaf.segment() is s for s in self.segments)
+                   for leaf in leaves):
+            return super().add_reader(reader)
+        for leaf in leaves:
+            self._add_segment(leaf)
+
+    def _add_segment(self, reader):
+        base = self.docnum
+        count = reader.doc_count_all()
+        if reader.has_deletions():
+            docmap = array("i", [-1]) * count
+            new = base
+            for d in range(count):
+                if not reader.is_deleted(d):
+                    docmap[d] = new
+                    new += 1
+        else:
+            docmap, new = None, base + count
+        fieldnames = set(self.schema.names())
+        fieldnames.update(f for f in reader.indexed_field_names() if f in self.schema)
+        self.write_per_doc(fieldnames, reader)
+        if self.docnum != new:
+            raise IndexingError(
+                f"merging segment {reader.segment().segment_id()}: copied "
+                f"{self.docnum - base} documents, expected {new - base}"
+            )
+        self._merging.append(_Merging(reader.segment(), base, docmap))
+        self._added = True
+
     def _field_lengths(self, pdr, fieldname, doccount):
         if not pdr.has_column(_lenfield(fieldname)):
             return None
         column = pdr._cached_reader(_lenfield(fieldname), LENGTHS_COLUMN)
-        return [byte_to_length(column[d]) for d in range(doccount)]
+        return array("I", [byte_to_length(column[d]) for d in range(doccount)])
 
     def _flush_segment(self):
         self.perdocwriter.close()
         pdr = self.per_document_reader()
-        doccount = self.docnum
-        fieldwriter = self.fieldwriter
-        pool = self.pool
+        merging, self._merging = self._merging, []
         try:
-            for fieldname in sorted(pool.fields):
-                fieldobj = self.schema[fieldname]
-                lengths = self._field_lengths(pdr, fieldname, doccount) if fieldobj.scorable else None
-                fieldwriter.start_field(fieldname, fieldobj)
-                for tbytes in sorted(pool.fields[fieldname]):
-                    ids, weights, values = pool.sorted_entry(fieldname, tbytes)
-                    values = [v if v is not None else emptybytes for v in values]
-                    fieldwriter.write_term(tbytes, ids, weights, values, lengths)
-                fieldwriter.finish_field()
+            for source in merging:
+                source.open(self.storage, self.schema)
+            self._write_postings(pdr, merging)
         finally:
-            fieldwriter.close()
+            self.fieldwriter.close()
+            for source in merging:
+                source.close()
             pdr.close()
+
+    def _write_postings(self, pdr, merging):
+        schema = self.schema
+        pool = self.pool
+        fieldwriter = self.fieldwriter
+        names = {name for name, terms in pool.fields.items() if terms}
+        for source in merging:
+            names.update(f for f in source.reader.indexed_field_names()
+                         if f in schema and schema[f].format is not None)
+        for fieldname in sorted(names):
+            fieldobj = schema[fieldname]
+            lengths = self._field_lengths(pdr, fieldname, self.docnum) if fieldobj.scorable else None
+            terms = pool.fields.get(fieldname, {})
+            if merging:
+                self._merge_field(fieldname, fieldobj, terms, merging, lengths)
+                continue
+            fieldwriter.start_field(fieldname, fieldobj)
+            for tbytes in sorted(terms):
+                ids, weights, values = pool.sorted_entry(fieldname, tbytes)
+                fieldwriter.write_term(tbytes, ids, weights, values, lengths)
+            fieldwriter.finish_field()
+
+    def _merge_field(self, fieldname, fieldobj, terms, merging, lengths):
+        """One field's postings from the pool and the merged segments, in document order.
+
+        A term is gathered until it outgrows one block (most terms do not:
+        they take the one-block path), then streamed a run at a time.
+        """
+        fieldwriter = self.fieldwriter
+        limit = self.codec._blocklimit
+        in_field = False
+        for tbytes, holders in _merged_lexicon(fieldname, terms, merging):
+            ids, weights, values = [], [], []
+            streaming = False
+            for run in self._term_runs(fieldname, fieldobj, tbytes, holders, merging):
+                if streaming:
+                    fieldwriter.add_run(*run, lengths)
+                    continue
+                ids.extend(run[0])
+                weights.extend(run[1])
+                values.extend(run[2])
+                if len(ids) > limit:
+                    if not in_field:
+                        fieldwriter.start_field(fieldname, fieldobj)
+                        in_field = True
+                    fieldwriter.start_term(tbytes)
+                    fieldwriter.add_run(ids, weights, values, lengths)
+                    ids = weights = values = None
+                    streaming = True
+            if streaming:
+                fieldwriter.finish_term()
+            elif ids:
+                if not in_field:
+                    fieldwriter.start_field(fieldname, fieldobj)
+                    in_field = True
+                fieldwriter.write_term(tbytes, ids, weights, values, lengths)
+            # else: every document holding the term was deleted; Whoosh drops it too.
+        if in_field:
+            fieldwriter.finish_field()
+
+    def _term_runs(self, fieldname, fieldobj, tbytes, holders, merging):
+        # The pool's documents and each merged segment's range of new numbers
+        # do not overlap, and segments were added in ascending order: emit
+        # the pool's postings below each segment's base, then the segment's.
+        if holders[0][0] == 0:
+            ids, weights, values = self.pool.sorted_entry(fieldname, tbytes)
+        else:
+            ids = weights = values = ()
+        pos = 0
+        for i, terminfo in holders:
+            if i == 0:
+                continue
+            source = merging[i - 1]
+            cut = bisect_left(ids, source.base, pos)
+            if cut > pos:
+                yield ids[pos:cut], weights[pos:cut], values[pos:cut]
+                pos = cut
+            yield from source.runs(terminfo, fieldobj)
+        if pos < len(ids):
+            yield ids[pos:], weights[pos:], values[pos:]
 
     def _start_next_segment(self):
         """Finish the current segment (not yet in the TOC) and open a new one."""

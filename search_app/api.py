@@ -8,12 +8,29 @@ or a stack trace. The routes are described in `openapi.py`
 
 from flask import Blueprint, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException
+from werkzeug.routing import PathConverter
 
 from search_app import openapi
 from search_app.app import get_engine
 from search_app.engine import MAX_QUERY_CHARS, QueryError
 
 bp = Blueprint("api", __name__)
+
+
+class DocumentIdConverter(PathConverter):
+    """A document id in a URL path: like <path:>, slashes included, and line
+    breaks too, so an id that breaks the id rules reaches the engine and gets
+    a 400 naming the rule rather than a 404 for an unknown URL."""
+
+    regex = "(?s:[^/].*?)"
+
+
+def register_id_converter(state):
+    """Blueprint set-up (api and pages): the <id:...> URL converter."""
+    state.app.url_map.converters.setdefault("id", DocumentIdConverter)
+
+
+bp.record_once(register_id_converter)
 
 MAX_SUGGESTIONS = 20
 
@@ -84,12 +101,11 @@ def search():
     return jsonify(result)
 
 
-@bp.get("/api/documents/<path:doc_id>")
+@bp.get("/api/documents/<id:doc_id>")
 def document(doc_id):
-    q = request.args.get("q")
-    if q and len(q) > MAX_QUERY_CHARS:
-        raise QueryError(f"q is too long: {len(q)} characters, at most {MAX_QUERY_CHARS}")
-    doc = get_engine().document(doc_id, q=q)
+    # The engine checks the id against the id rules (indexer.ids): a 400
+    # naming the broken rule.
+    doc = get_engine().document(doc_id, q=request.args.get("q"), offset=_int_arg("offset", 0))
     if doc is None:
         return error_json(404, f"no document with id {doc_id!r}; ids are the hits[].id of /api/search")
     return jsonify(doc)

@@ -8,11 +8,36 @@ itself: see gunicorn_conf.py).
 
 import os
 
-from flask import Flask, current_app, request
+from flask import Flask, current_app, jsonify, request
 
 from search_app.engine import SearchEngine
 
 EXTENSION = "arsearch"
+
+# On every response, including gunicorn's own errors (gunicorn_worker.py).
+# same-origin: a click from a results page to a document's external URL does
+# not send the page's address, which carries the query, in the Referer header.
+RESPONSE_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+}
+
+
+class _Flask(Flask):
+    def make_default_options_response(self):
+        """OPTIONS on a route: under /api (and /healthz) JSON naming the methods.
+
+        Flask's automatic answer is an empty text/html 200; API clients get
+        JSON for everything. The Allow header is Flask's.
+        """
+        from search_app import api  # it imports this module
+
+        response = super().make_default_options_response()
+        if not api.is_api_path(request.path):
+            return response
+        answer = jsonify({"allow": sorted(response.allow)})
+        answer.headers["Allow"] = response.headers["Allow"]
+        return answer
 
 
 def create_app(index_dir=None, engine=None) -> Flask:
@@ -27,7 +52,7 @@ def create_app(index_dir=None, engine=None) -> Flask:
         if not index_dir:
             raise RuntimeError("no index: pass create_app(index_dir=...) or set ARSEARCH_INDEX")
         engine = SearchEngine(index_dir)
-    app = Flask(__name__)
+    app = _Flask(__name__)
     app.json.ensure_ascii = False  # Arabic as UTF-8, not \u escapes
     app.json.sort_keys = False  # keep the engine's key order (query, total, ...)
     app.extensions[EXTENSION] = engine
@@ -42,8 +67,9 @@ def create_app(index_dir=None, engine=None) -> Flask:
     app.register_error_handler(Exception, _handle_any)
 
     @app.after_request
-    def _no_sniff(response):
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    def _response_headers(response):
+        for name, value in RESPONSE_HEADERS.items():
+            response.headers.setdefault(name, value)
         return response
 
     return app

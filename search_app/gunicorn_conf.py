@@ -7,7 +7,12 @@ import os
 
 bind = os.environ.get("ARSEARCH_BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("ARSEARCH_WORKERS", "2"))
-worker_class = "sync"
+# Threads (gthread) rather than sync workers: a slow client holds one thread,
+# not a whole process, and idle keep-alive connections hold none. The threads
+# of a worker share its one SearchEngine. The custom class adds a deadline on
+# reading a request and JSON for gunicorn's own errors (see the module).
+worker_class = "search_app.gunicorn_worker.ThreadWorker"
+threads = int(os.environ.get("ARSEARCH_THREADS", "8"))
 timeout = 30
 graceful_timeout = 10
 # Each worker opens the index itself: Whoosh reads files with seek()+read(),

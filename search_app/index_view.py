@@ -7,9 +7,10 @@ posting. Scores follow Whoosh's BM25F exactly (same idf, same lossy field
 lengths, same average lengths): tests compare them with Whoosh's own search.
 """
 
+import re
 import threading
-from itertools import chain
 from collections import OrderedDict
+from itertools import chain, islice
 from math import log
 from pickle import loads
 
@@ -26,6 +27,34 @@ K1 = 1.2
 NO_DATE = -1
 POSITION_BITS = 24  # positions < 16M per field; doc numbers go above
 CACHE_POSTINGS = 5_000_000  # postings kept in memory across cached terms
+IO_BATCH = 256  # lexicon terms read per hold of the I/O lock
+SAMPLE_TEXT_CHARS = 20_000  # of each sampled text, for word frequencies
+DISPLAY_SCAN_CHARS = 20_000  # of a text, looking for how a term is written
+
+# A lone surrogate (U+D800..U+DFFF) is a code point no encoding can write:
+# one stored in an index (a JSON "\ud800" escape, accepted before the indexer
+# refused them) would make every response that shows it fail.
+_UNENCODABLE = re.compile("[\ud800-\udfff]")
+REPLACEMENT_CHARACTER = "\ufffd"
+
+
+def safe_text(value):
+    """`value` with every code point that cannot be encoded replaced by U+FFFD.
+
+    The one place text is made writable: stored fields as they leave the
+    index (`IndexView.stored`, `IndexView.document`) and queries as they
+    enter the engine. Anything but a str is returned as it is.
+    """
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")  # the fastest check on a long text (C, no regex)
+        except UnicodeEncodeError:
+            return _UNENCODABLE.sub(REPLACEMENT_CHARACTER, value)
+    return value
+
+
+def _safe_fields(fields):
+    return {name: safe_text(value) for name, value in fields.items()}
 
 
 class Postings:
@@ -75,7 +104,9 @@ class IndexView:
         self.searcher = ix.searcher()
         reader = self.searcher.reader()
         self.reader = reader
-        self.generation = ix.latest_generation()
+        # The generation this reader shows (the TOC number it read), not
+        # whatever is latest on disk by now.
+        self.generation = reader.generation()
         self.leaves = list(reader.leaf_readers())
         self.N = reader.doc_count_all()
         self.doc_count = reader.doc_count()
@@ -187,7 +218,7 @@ class IndexView:
                 ids = np.asarray(m._ids, dtype=np.int64) + offset
                 docs.append(ids)
                 tfs.append(np.asarray(m._weights, dtype=np.float64) if m._weights is not None else np.ones(len(ids)))
-                values.extend(m._values if m._values is not None else [b""] * len(ids))
+                values.extend(m._values if m._values else [b""] * len(ids))
             else:
                 raise TypeError(f"unexpected matcher {type(m).__name__} for {field}:{text}")
         if not docs:
@@ -211,7 +242,8 @@ class IndexView:
         live = np.flatnonzero(self.live)
         step = max(1, len(live) // sample_docs)
         for doc in live[::step][:sample_docs]:
-            exact, stems = term_positions(self.stored(doc).get("text") or "")
+            text = self.stored(doc).get("text") or ""
+            exact, stems = term_positions(text[:SAMPLE_TEXT_CHARS])
             exact_df.update(exact.keys())
             stem_df.update(stems.keys())
             if deadline is not None and time.monotonic() > deadline:
@@ -260,7 +292,8 @@ class IndexView:
         postings = self.postings("text_exact", exact)
         for doc in postings.docs[:5]:
             text = self.stored(doc).get("text") or ""
-            for match in WORD_PATTERN.finditer(text):
+            # Bounded on a long text: the form shown falls back to the term.
+            for match in WORD_PATTERN.finditer(text, 0, DISPLAY_SCAN_CHARS):
                 candidate = strip_marks(match.group())
                 # Skip spellings that only match through the dagger-alef
                 # alternate (ٱلْكِتَٰبُ shows as الكتب, not الكتاب).
@@ -287,6 +320,35 @@ class IndexView:
         idf = self.idf(field, text)
         return boost * idf * (tf * (K1 + 1)) / (tf + K1 * ((1 - B) + B * fl / self.avgfl[field]))
 
+    def terms_with_prefix(self, field, prefix, limit, deadline=None):
+        """(terms, complete): up to `limit` terms of `field` starting with `prefix`.
+
+        Read IO_BATCH terms per hold of the I/O lock, so other threads' reads
+        interleave with a long scan (each read seeks to an explicit offset,
+        so the lexicon iterator survives them). `complete` is False when the
+        deadline stopped the scan before `limit` terms or the lexicon's end.
+        """
+        terms = self.reader.expand_prefix(field, prefix)
+        out = []
+        while len(out) < limit:
+            wanted = min(IO_BATCH, limit - len(out))
+            with self.io:
+                batch = list(islice(terms, wanted))
+            out.extend(t.decode("utf-8") if isinstance(t, bytes) else t for t in batch)
+            if len(batch) < wanted:
+                return out, True
+            if deadline is not None and len(out) < limit and deadline.passed():
+                return out, False
+        return out, True
+
     def stored(self, doc):
+        """A document's stored fields by document number, safe to write out."""
         with self.io:
-            return self.searcher.stored_fields(int(doc))
+            fields = self.searcher.stored_fields(int(doc))
+        return _safe_fields(fields)
+
+    def document(self, doc_id):
+        """The stored fields of the live document with id `doc_id`, or None."""
+        with self.io:
+            fields = self.searcher.document(id=doc_id)
+        return None if fields is None else _safe_fields(fields)

@@ -5,7 +5,8 @@ are JSON Schema 2020-12 (what OpenAPI 3.1 uses); tests validate real
 responses against them and check every /api route is described here.
 """
 
-from search_app.engine import MAX_LIMIT, MAX_QUERY_CHARS
+from indexer.ids import MAX_ID_CHARS
+from search_app.engine import MAX_DOCUMENT_CHARS, MAX_LIMIT, MAX_QUERY_CHARS, MAX_TITLE_CHARS
 
 NULLABLE_STRING = {"type": ["string", "null"]}
 TAGS = {"type": "array", "items": {"type": "string"}}
@@ -42,7 +43,9 @@ SCHEMAS = {
     "Hit": _object({
         "id": {"type": "string"},
         "score": {"type": "number"},
-        "title": {"type": "string", "description": "HTML: escaped, matches in <mark>."},
+        "title": {"type": "string", "description": (
+            f"HTML: escaped, matches in <mark>; a title longer than {MAX_TITLE_CHARS} characters is cut "
+            "at a space and ends with ….")},
         "snippet": {"type": "string", "description": "HTML: escaped, matches in <mark>."},
         **METADATA,
     }),
@@ -53,7 +56,9 @@ SCHEMAS = {
             "page": {"type": "integer", "minimum": 1},
             "limit": {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT},
             "took_ms": {"type": "number", "minimum": 0},
-            "partial": {"type": "boolean", "description": "The time limit cut the search short."},
+            "partial": {"type": "boolean", "description": (
+                "The time limit cut the search short: the hits are true matches but some may be "
+                "missing, the ranking coarser, a suggestion absent or snippets unmarked.")},
             "hits": {"type": "array", "items": _ref("Hit")},
             "facets": _object({"source": COUNTS, "tags": COUNTS}),
             "suggestion": {**NULLABLE_STRING, "description": "A corrected query (did you mean)."},
@@ -66,10 +71,17 @@ SCHEMAS = {
     ),
     "Document": _object({
         "id": {"type": "string"},
-        "title": {"type": "string"},
-        "text": {"type": "string"},
+        "title": {"type": "string",
+                  "description": f"Cut at a space and ending with … past {MAX_TITLE_CHARS} characters."},
+        "text": {"type": "string", "description": (
+            f"The text from `offset`: at most {MAX_DOCUMENT_CHARS} characters, ending at a space when "
+            "the text goes on.")},
         "title_html": {"type": "string", "description": "HTML: escaped, the words of q in <mark>."},
-        "text_html": {"type": "string", "description": "HTML: escaped, the words of q in <mark>."},
+        "text_html": {"type": "string", "description": "HTML of `text`: escaped, the words of q in <mark>."},
+        "text_length": {"type": "integer", "minimum": 0, "description": "Characters in the whole text."},
+        "offset": {"type": "integer", "minimum": 0, "description": "Where `text` starts in the whole text."},
+        "next_offset": {"type": ["integer", "null"], "minimum": 1, "description": (
+            "The offset of the next part of the text (pass it as `offset`), or null at the end.")},
         **METADATA,
     }),
     "Suggestions": _object({
@@ -142,13 +154,21 @@ def spec() -> dict:
                 "summary": "One document in full, the words of q marked",
                 "parameters": [
                     {"name": "doc_id", "in": "path", "required": True,
-                     "description": "The document id; may contain ':' and '/'.", "schema": {"type": "string"}},
+                     "description": (
+                         "The document id; may contain ':' and '/'. Ids are not empty, have no leading or "
+                         "trailing white space, no control characters, line or paragraph separators, and "
+                         f"at most {MAX_ID_CHARS} characters."),
+                     "schema": {"type": "string", "minLength": 1, "maxLength": MAX_ID_CHARS}},
                     _query("q", "Words to mark in title_html and text_html.",
                            {"type": "string", "maxLength": MAX_QUERY_CHARS}),
+                    _query("offset", f"Where the text starts: 0, or a next_offset. At most {MAX_DOCUMENT_CHARS} "
+                                     "characters of text come per response.",
+                           {"type": "integer", "minimum": 0, "default": 0}),
                 ],
                 "responses": {
-                    "200": _json("Document", "The document"),
-                    "400": _error("q is too long"),
+                    "200": _json("Document", "The document (a part of its text, from offset)"),
+                    "400": _error("An id that breaks the id rules (the message names the rule), "
+                                  "q too long, or a bad offset"),
                     "404": _error("No document has this id"),
                 },
             }},

@@ -11,10 +11,12 @@ from urllib.parse import urlsplit
 from flask import Blueprint, current_app, render_template, request, url_for
 from werkzeug.exceptions import HTTPException
 
+from search_app.api import register_id_converter
 from search_app.app import get_engine
 from search_app.engine import MAX_QUERY_CHARS, MAX_RESULTS_DEPTH, QueryError
 
 bp = Blueprint("pages", __name__)
+bp.record_once(register_id_converter)
 
 PAGE_SIZE = 10
 PAGE_LINKS = 4  # page numbers shown on each side of the current one
@@ -38,6 +40,9 @@ MESSAGES = (
     ("limit", "عدد النتائج في الصفحة غير صالح."),
     ("date", "التاريخ غير صالح: اكتبه بالشكل 2015-01-24، وليكن تاريخ البداية قبل تاريخ النهاية."),
     ("sort", "طريقة الترتيب غير معروفة: استعمل relevance أو date."),
+    ("id ", "معرّف المستند غير صالح: لا يكون فارغًا ولا يبدأ أو ينتهي بمسافة ولا يحوي محارف تحكم، "
+            "وطوله محدود."),
+    ("offset", "موضع بداية النص غير صالح."),
 )
 
 
@@ -83,12 +88,12 @@ def search_url(**changes) -> str:
     return url_for("pages.search", **args)
 
 
-def _page_arg() -> int:
-    raw = request.args.get("page") or "1"
+def _int_arg(name, default) -> int:
+    raw = request.args.get(name) or str(default)
     try:
         return int(raw)
     except ValueError:
-        raise QueryError(f"page must be a whole number, got {raw!r}") from None
+        raise QueryError(f"{name} must be a whole number, got {raw!r}") from None
 
 
 @bp.get("/")
@@ -98,7 +103,7 @@ def search():
         return render_template("search.html", q="", result=None)
     filters = {name: request.args.get(name) or None for name in FILTERS}
     filters["sort"] = filters["sort"] or "relevance"
-    result = get_engine().search(q, page=_page_arg(), limit=PAGE_SIZE, **filters)
+    result = get_engine().search(q, page=_int_arg("page", 1), limit=PAGE_SIZE, **filters)
     last_page = min(math.ceil(result["total"] / PAGE_SIZE), MAX_RESULTS_DEPTH // PAGE_SIZE)
     page = result["page"]
     numbers = range(max(1, page - PAGE_LINKS), min(last_page, page + PAGE_LINKS) + 1)
@@ -124,14 +129,22 @@ def _facets(result, filters):
     return groups
 
 
-@bp.get("/doc/<path:doc_id>")
+@bp.get("/doc/<id:doc_id>")
 def document(doc_id):
     q = (request.args.get("q") or "").strip()
-    doc = get_engine().document(doc_id, q=q or None)
+    # The engine checks the id against the id rules (indexer.ids): an
+    # Arabic 400 page for a broken one.
+    doc = get_engine().document(doc_id, q=q or None, offset=_int_arg("offset", 0))
     if doc is None:
         return _render_error(404, "لا يوجد مستند بهذا المعرّف.", f"no document with id {doc_id!r}", q)
     back = url_for("pages.search", q=q) if q else url_for("pages.search")
-    return render_template("document.html", doc=doc, q=q, back=back)
+    # A long text comes in parts: links to the next part and back to the start.
+    keep = {"q": q} if q else {}
+    next_part = (url_for("pages.document", doc_id=doc_id, offset=doc["next_offset"], **keep)
+                 if doc["next_offset"] is not None else None)
+    first_part = url_for("pages.document", doc_id=doc_id, **keep) if doc["offset"] else None
+    return render_template("document.html", doc=doc, q=q, back=back, next_part=next_part,
+                           first_part=first_part)
 
 
 def _render_error(status, message, detail=None, q=None):
