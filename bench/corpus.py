@@ -150,22 +150,27 @@ def iter_documents(include_quran: bool = True):
 
 
 def iter_documents_scaled(factor: int, include_quran: bool = True):
-    """`factor` copies of the corpus, for build benchmarks past the real size.
+    """`factor` copies of the corpus, for build benchmarks past the real size."""
+    yield from scale_documents(_documents(include_quran), factor)
+
+
+def scale_documents(docs, factor: int):
+    """`factor` copies of `docs` (a sequence of records), for any corpus.
 
     Copy 0 is the corpus itself; copy k renames each document `id#k` and
     rotates its words by k/factor of its length, so no two copies have the same
     text or positions while vocabulary and word frequencies stay real.
     """
     for k in range(factor):
-        for d in _documents(include_quran):
+        for d in docs:
             if k == 0:
-                yield {**d, "tags": list(d["tags"])}
+                yield {**d, "tags": list(d.get("tags") or [])}
                 continue
             words = d["text"].split()
             shift = k * len(words) // factor
             yield {"id": f"{d['id']}#{k}", "title": f"{d['title']} #{k}",
                    "text": " ".join(words[shift:] + words[:shift]),
-                   "source": d["source"], "tags": list(d["tags"])}
+                   "source": d.get("source"), "tags": list(d.get("tags") or [])}
 
 
 def full_text(include_quran: bool = True) -> str:

@@ -32,7 +32,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -159,17 +158,6 @@ def read_news(path) -> list:
     return out
 
 
-@contextmanager
-def replaced(module, name, value):
-    """Until bench/corpus.py and bench/query.py take these as parameters (see bench/README.md)."""
-    saved = getattr(module, name)
-    setattr(module, name, value)
-    try:
-        yield
-    finally:
-        setattr(module, name, saved)
-
-
 def prepare(args, workdir) -> dict:
     """Write the corpus as JSONL and draw the queries; returns what the report needs."""
     import corpus
@@ -183,11 +171,10 @@ def prepare(args, workdir) -> dict:
                              "--news PATH)")
         base = corpus.select(read_news(news), args.docs)
         # Queries from the titles; the hadith phrases of bench/query.py stay out.
-        with replaced(query_bench, "COMMON_PHRASES", ()):
-            queries = query_bench.draw_queries([{"text": d["title"]} for d in base], args.queries)
+        queries = query_bench.draw_queries([{"text": d["title"]} for d in base], args.queries,
+                                           common=())
         # The x10 rotation of bench/corpus.py, applied to the news.
-        with replaced(corpus, "_documents", lambda include_quran=True: tuple(base)):
-            n, text_bytes = build_bench.write_jsonl(corpus.iter_documents_scaled(factor), jsonl)
+        n, text_bytes = build_bench.write_jsonl(corpus.scale_documents(base, factor), jsonl)
         label = f"ANT news ({news.name}) x{factor}"
     else:
         corpus.ensure_installed()

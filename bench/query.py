@@ -71,12 +71,13 @@ def plain_words(text: str) -> list:
     return _WORD.findall(text)
 
 
-def draw_queries(docs, n: int, seed: int = SEED) -> list:
+def draw_queries(docs, n: int, seed: int = SEED, common=COMMON_PHRASES) -> list:
     """`n` distinct (kind, query) pairs, the same for the same corpus and seed.
 
     Distinct, so that the first pass really runs each query for the first time
     (the engine caches results per query). Words come from a random document,
     so frequent words are frequent in the set too, as in real traffic.
+    `common`: phrases always included first (the hadith corpus's formulas).
     """
     rng = random.Random(seed)
     want = {k: round(n * SHARE[k]) for k in KINDS}
@@ -90,7 +91,7 @@ def draw_queries(docs, n: int, seed: int = SEED) -> list:
             return True
         return False
 
-    for phrase in COMMON_PHRASES:
+    for phrase in common:
         if want["phrase"] and add("phrase", f'"{phrase}"'):
             want["phrase"] -= 1
     cache = {}
