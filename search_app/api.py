@@ -81,6 +81,18 @@ def _int_arg(name: str, default: int) -> int:
         raise QueryError(f"{name} must be a whole number, got {raw!r}") from None
 
 
+def _bool_arg(name: str, default: bool) -> bool:
+    raw = request.args.get(name)
+    if raw is None or not raw.strip():
+        return default
+    value = raw.strip().lower()
+    if value in ("true", "1", "yes"):
+        return True
+    if value in ("false", "0", "no"):
+        return False
+    raise QueryError(f"{name} must be true or false, got {raw!r}")
+
+
 def _optional(name):
     """A filter parameter; empty means absent (an HTML form sends source=)."""
     return request.args.get(name) or None
@@ -97,6 +109,7 @@ def search():
         date_from=_optional("date_from"),
         date_to=_optional("date_to"),
         sort=_optional("sort") or "relevance",
+        snippets=_bool_arg("snippets", True),
     )
     return jsonify(result)
 

@@ -404,7 +404,10 @@ class SearchEngine:
     # -- search
 
     def search(self, q, page=1, limit=10, source=None, tag=None, date_from=None,
-               date_to=None, sort="relevance") -> dict:
+               date_to=None, sort="relevance", snippets=True) -> dict:
+        """Ranked hits with facets. `snippets=False` leaves out the snippets
+        (each hit's `snippet` is null and its title unmarked): for programs
+        that only want ids and scores, it skips most of the per-hit work."""
         started = time.perf_counter()
         deadline = self._deadline()
         q = self._check_query(q)
@@ -435,7 +438,7 @@ class SearchEngine:
                 result["partial"] = deadline.hit
                 if not result["partial"]:
                     self._remember(generation, key, result)
-            hits = self._hits(view, result, page, limit, deadline)
+            hits = self._hits(view, result, page, limit, deadline, snippets)
         return {
             "query": q,
             "total": int(result["total"]),
@@ -674,13 +677,22 @@ class SearchEngine:
 
     # -- results
 
-    def _hits(self, view, result, page, limit, deadline):
+    def _hits(self, view, result, page, limit, deadline, snippets=True):
         ranked = result["ranked"][(page - 1) * limit: page * limit]
         exacts, stems = result["exacts"], result["stems"]
         hits = []
         for doc in ranked:
             fields = view.stored(doc)
             text = fields.get("text") or ""
+            if not snippets:
+                hits.append({
+                    "id": fields.get("id"),
+                    "score": round(float(result["scores"][doc]), 4),
+                    "title": _clip_html(fields.get("title") or "", (), ()),
+                    "snippet": None,
+                    **_metadata(fields),
+                })
+                continue
             if len(text) > highlight.DIRECT_CHARS and not self._text_matches(view, doc, exacts, stems):
                 text_exacts = text_stems = ()  # matched in the title only: no need to scan a long text
             else:

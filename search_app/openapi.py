@@ -46,7 +46,8 @@ SCHEMAS = {
         "title": {"type": "string", "description": (
             f"HTML: escaped, matches in <mark>; a title longer than {MAX_TITLE_CHARS} characters is cut "
             "at a space and ends with ….")},
-        "snippet": {"type": "string", "description": "HTML: escaped, matches in <mark>."},
+        "snippet": {"type": ["string", "null"], "description": (
+            "HTML: escaped, matches in <mark>; null with snippets=false.")},
         **METADATA,
     }),
     "SearchResult": _object(
@@ -143,6 +144,9 @@ def spec() -> dict:
                            {"type": "string", "format": "date"}),
                     _query("sort", "Order of the hits.",
                            {"type": "string", "enum": ["relevance", "date"], "default": "relevance"}),
+                    _query("snippets", "false: no snippets (each hit's snippet is null and its title "
+                                       "unmarked), for programs that want ids and scores only.",
+                           {"type": "boolean", "default": True}),
                 ],
                 "responses": {
                     "200": _json("SearchResult", "The results"),

@@ -277,6 +277,7 @@ def test_openapi_is_3_1_with_valid_schemas(spec):
     ("/api/search?q=hgugl", 200, "SearchResult"),
     ("/api/search?q=المدرسة&sort=date&limit=100", 200, "SearchResult"),
     ("/api/search?q=زرافة", 200, "SearchResult"),
+    ("/api/search?q=الكتاب&snippets=false", 200, "SearchResult"),
     ("/api/documents/quran:2:255?q=الله", 200, "Document"),
     ("/api/documents/sub/a.md", 200, "Document"),
     ("/api/suggest?q=الك", 200, "Suggestions"),
@@ -287,6 +288,17 @@ def test_openapi_is_3_1_with_valid_schemas(spec):
 ])
 def test_responses_match_the_openapi_schemas(client, spec, url, status, name):
     validator(spec, name).validate(get_json(client, url, status))
+
+
+def test_snippets_false_gives_the_same_hits_without_snippets(client):
+    full = get_json(client, "/api/search?q=الكتاب")
+    bare = get_json(client, "/api/search?q=الكتاب&snippets=false")
+    assert full["hits"] and [h["id"] for h in bare["hits"]] == [h["id"] for h in full["hits"]]
+    assert [h["score"] for h in bare["hits"]] == [h["score"] for h in full["hits"]]
+    assert all(h["snippet"] is None and "<mark>" not in h["title"] for h in bare["hits"])
+    assert any("<mark>" in h["snippet"] for h in full["hits"])
+    error = get_json(client, "/api/search?q=الكتاب&snippets=maybe", 400)
+    assert error["error"]["message"] == "snippets must be true or false, got 'maybe'"
 
 
 def test_openapi_schemas_reject_wrong_shapes(spec):
@@ -302,7 +314,7 @@ def test_documented_responses_match_the_routes(spec):
     search = spec["paths"]["/api/search"]["get"]
     assert {"200", "400"} <= set(search["responses"])
     assert {p["name"] for p in search["parameters"]} == {
-        "q", "limit", "page", "source", "tag", "date_from", "date_to", "sort"}
+        "q", "limit", "page", "source", "tag", "date_from", "date_to", "sort", "snippets"}
     assert "404" in spec["paths"]["/api/documents/{doc_id}"]["get"]["responses"]
 
 

@@ -61,9 +61,10 @@ VALUE = st.one_of(PIECE, st.lists(PIECE, min_size=2, max_size=4).map(" ".join),
                   st.lists(PIECE, min_size=2, max_size=4).map("".join), st.integers(-5, 2000).map(str))
 # What a good request would send, so that random values reach deep paths too.
 GOOD = {"q": "الجزائر", "page": "1", "limit": "10", "source": "news", "tag": "الجزائر",
-        "date_from": "2015-01-01", "date_to": "2016-12-31", "sort": "date", "offset": "0"}
+        "date_from": "2015-01-01", "date_to": "2016-12-31", "sort": "date", "offset": "0",
+        "snippets": "false"}
 ENDPOINTS = {  # the parameters of each; a trailing / takes a document id
-    "/api/search": ("q", "page", "limit", "source", "tag", "date_from", "date_to", "sort"),
+    "/api/search": ("q", "page", "limit", "source", "tag", "date_from", "date_to", "sort", "snippets"),
     "/api/suggest": ("q", "limit"),
     "/api/documents/": ("q", "offset"),
     "/": ("q", "page", "source", "tag", "date_from", "date_to", "sort"),
