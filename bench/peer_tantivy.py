@@ -156,16 +156,14 @@ class Searcher:
     def query(self, q: str):
         from tantivy import Occur, Query
 
-        from search_app.engine import SearchEngine
-        from search_app.query import Phrase, parse
+        from search_app.query import Phrase, counted_clauses, parse
 
         parsed = parse(q)
         if parsed.negative or parsed.sources:
             raise ValueError(f"peer_tantivy: exclusions and source: are not translated: {q!r}")
         # arsearch's rule for which clauses count (unquoted stopwords don't,
-        # when there are other words). Private, and `self` is unused: see
-        # bench/README.md for the refactor that would make it public.
-        counted = SearchEngine._counted_clauses(None, parsed)
+        # when there are other words).
+        counted = counted_clauses(parsed)
         clauses = []
         for clause, counts in zip(parsed.positive, counted):
             if not counts:

@@ -47,7 +47,7 @@ from indexer.normalize import normalize, words as normalized_words
 from schema import FIELD_BOOSTS, SEARCH_FIELDS
 from search_app import highlight, keyboard
 from search_app.index_view import POSITION_BITS, IndexView, Postings, safe_text
-from search_app.query import Phrase, Word, parse
+from search_app.query import Phrase, Word, counted_clauses, parse
 from search_app.spelling import edit_distance
 
 MAX_QUERY_CHARS = 500
@@ -521,7 +521,7 @@ class SearchEngine:
                 allowed[:] = False  # cannot tell which documents to exclude: return none
                 break
             allowed &= ~unit.mask
-        counted = self._counted_clauses(parsed)
+        counted = counted_clauses(parsed)
         matched_count = np.zeros(view.N, dtype=np.int16)
         score = np.zeros(view.N)
         exacts, stems = set(), set()
@@ -583,18 +583,6 @@ class SearchEngine:
         if len(matches) < FEW_RESULTS and plain_words and not deadline.passed():
             result["suggestion"] = self._suggestion(view, q, plain_words, deadline)
         return result
-
-    def _counted_clauses(self, parsed):
-        """For each positive clause, whether it counts towards matching.
-
-        Unquoted stopwords (في, من) don't count as words to match when the
-        query has other words; quoted phrases keep them.
-        """
-        counted = [not all(isinstance(a, Word) and not a.prefix and not a.fuzzy
-                           and all(t.stem is None for t in analyze(a.text))
-                           for a in clause.options)
-                   for clause in parsed.positive]
-        return counted if any(counted) else [True] * len(counted)
 
     def _unit(self, view, atom, deadline):
         if isinstance(atom, Phrase):

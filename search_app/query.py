@@ -18,6 +18,8 @@ import re
 from dataclasses import dataclass, field
 from typing import List, Optional, Union
 
+from indexer.analysis import analyze
+
 FIELDS = ("title", "source")
 MIN_PREFIX_LETTERS = 2
 
@@ -133,3 +135,17 @@ def parse(query: str) -> ParsedQuery:
         for atom in atoms:
             parsed.clauses.append(Clause([atom], negated))
     return parsed
+
+
+def counted_clauses(parsed: ParsedQuery) -> list:
+    """For each positive clause, whether it counts towards matching.
+
+    Unquoted stopwords (في, من) don't count as words to match when the query
+    has other words; quoted phrases keep them. The one rule, used by the
+    engine's scoring and by the peer benchmarks.
+    """
+    counted = [not all(isinstance(a, Word) and not a.prefix and not a.fuzzy
+                       and all(t.stem is None for t in analyze(a.text))
+                       for a in clause.options)
+               for clause in parsed.positive]
+    return counted if any(counted) else [True] * len(counted)
