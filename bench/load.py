@@ -71,7 +71,7 @@ def load_documents(name: str) -> list:
 
 
 def arsearch(*args, timeout=1800) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "indexer.cli", *map(str, args)], cwd=ROOT,
+    return subprocess.run([sys.executable, "-m", "search_app.cli", *map(str, args)], cwd=ROOT,
                           capture_output=True, text=True, timeout=timeout)
 
 
@@ -111,7 +111,7 @@ def start_server(args, ix, port, workdir):
                    "-k", "sync", "--threads", "1", "--bind", f"127.0.0.1:{port}",
                    "--workers", str(args.workers), "search_app.wsgi:app"]
     else:
-        command = [sys.executable, "-m", "indexer.cli", "serve", "--index", str(ix),
+        command = [sys.executable, "-m", "search_app.cli", "serve", "--index", str(ix),
                    "--host", "127.0.0.1", "--port", str(port), "--workers", str(args.workers)]
     log = open(Path(workdir) / "serve.log", "wb")
     return subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT), log

@@ -327,7 +327,7 @@ def start_server(ix_dir, port, workdir):
     env.pop("ARSEARCH_ACCESS_LOG", None)
     log = open(Path(workdir) / "serve.log", "wb")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "indexer.cli", "serve", "--index", str(ix_dir),
+        [sys.executable, "-m", "search_app.cli", "serve", "--index", str(ix_dir),
          "--host", "127.0.0.1", "--port", str(port), "--workers", "2"],
         cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     return proc, log

@@ -1,19 +1,19 @@
-"""The `arsearch` command line: one entry point, one sub-command per job."""
+"""The indexing half of the `arsearch` command line (analyze, index, delete, check, stats).
+
+The program and its other commands live in `search_app.cli`."""
 
 import argparse
 import json
-import os
 import sys
-from pathlib import Path
 
 from indexer.analysis import analyze
 
 
-def _err(message):
+def err(message):
     print(f"arsearch: {message}", file=sys.stderr)
 
 
-def _print_json(value):
+def print_json(value):
     json.dump(value, sys.stdout, ensure_ascii=False, indent=1)
     sys.stdout.write("\n")
 
@@ -26,7 +26,7 @@ def _cmd_analyze(args) -> int:
             {"text": t.text, "start": t.start, "end": t.end, "exact": t.exact, "stem": t.stem}
             for t in tokens
         ]
-        _print_json(rows)
+        print_json(rows)
         return 0
     if not tokens:
         print("(no tokens)")
@@ -56,7 +56,7 @@ def _cmd_index(args) -> int:
 
     _interruptible()
     if args.max_record_mb <= 0:
-        _err("--max-record-mb must be more than 0")
+        err("--max-record-mb must be more than 0")
         return 2
     # Every input and the index directory are checked before anything is
     # written: a typo is an error, never an empty index.
@@ -71,8 +71,8 @@ def _cmd_index(args) -> int:
         problems.extend(str(exc).splitlines())
     if problems:
         for line in problems:
-            _err(line)
-        _err("nothing was read or written")
+            err(line)
+        err("nothing was read or written")
         return 2
     sizes = [item.size() for item in inputs]
     total = sum(sizes) if all(s is not None for s in sizes) else None
@@ -84,16 +84,16 @@ def _cmd_index(args) -> int:
             max_record_bytes=int(args.max_record_mb * 1024 * 1024), input_format=args.format,
         )
     except InputError as exc:  # an input vanished between the check and the run
-        _err(str(exc))
+        err(str(exc))
         return 2
     except (BuildError, store.IndexError_) as exc:
         if progress is not None:
             progress.close()
             progress = None
-        _err(str(exc))
+        err(str(exc))
         return 1
     except KeyboardInterrupt:
-        _err("interrupted: nothing from this run was committed; the index is as it was")
+        err("interrupted: nothing from this run was committed; the index is as it was")
         return 130
     finally:
         if progress is not None:
@@ -119,17 +119,17 @@ def _cmd_delete(args) -> int:
             bad.append(f"{doc_id[:60]!r}: {exc}")
     if bad:
         for line in bad:
-            _err(line)
-        _err("nothing was deleted (see the id rules in the README)")
+            err(line)
+        err("nothing was deleted (see the id rules in the README)")
         return 2
     try:
         store.check_index_directory(args.index, must_exist=True)
         deleted, missing = delete_documents(args.index, args.ids, wait=args.wait)
     except store.IndexError_ as exc:
-        _err(str(exc))
+        err(str(exc))
         return 1
     except KeyboardInterrupt:
-        _err("interrupted: nothing was deleted")
+        err("interrupted: nothing was deleted")
         return 130
     for doc_id in missing:
         print(f"{doc_id}: not in the index", file=sys.stderr)
@@ -145,10 +145,10 @@ def _cmd_stats(args) -> int:
         store.check_index_directory(args.index, must_exist=True)
         stats = index_stats(args.index)
     except (store.IndexError_, IndexReadError) as exc:
-        _err(str(exc))
+        err(str(exc))
         return 1
     if args.json:
-        _print_json(stats)
+        print_json(stats)
         return 0
     print(f"index:            {stats['path']}")
     print(f"documents:        {stats['documents']}")
@@ -167,18 +167,18 @@ def _cmd_check(args) -> int:
     from indexer.maintenance import check_index
 
     try:
-        directory = args.index or _index_or_sample(args)
+        directory = args.index or index_or_sample(args)
         store.check_index_directory(directory, must_exist=True)
         report = check_index(directory, deep=args.deep)
     except store.IndexError_ as exc:
-        _err(str(exc))
+        err(str(exc))
         return 1
     for line in report.lines():
         print(line)
     return 0 if report.ok else 1
 
 
-def _index_or_sample(args):
+def index_or_sample(args):
     """The --index given, or the bundled sample's index (built on first use)."""
     if args.index:
         return args.index
@@ -187,80 +187,12 @@ def _index_or_sample(args):
     return str(ensure_sample_index(log=lambda line: print(f"arsearch: {line}", file=sys.stderr)))
 
 
-def _cmd_serve(args) -> int:
-    if args.workers < 1 or (args.threads or 1) < 1 or not 0 < args.port < 65536:
-        _err("--workers and --threads must be 1 or more, and --port between 1 and 65535")
-        return 2
-    from indexer import store
+def add_commands(sub) -> None:
+    """The indexing commands (analyze, index, delete, check, stats).
 
-    try:
-        index = _index_or_sample(args)
-        store.check_index_directory(index, must_exist=True)
-        # A missing, outdated or damaged index (a file truncated or missing:
-        # sizes are compared with the last commit's record) fails here, in
-        # one line naming the file, not in every worker as a traceback.
-        store.open_index(index)
-    except store.IndexError_ as exc:
-        _err(str(exc))
-        return 1
-    os.environ["ARSEARCH_INDEX"] = str(Path(index).resolve())
-    if args.threads is not None:
-        os.environ["ARSEARCH_THREADS"] = str(args.threads)
-    url = f"http://{args.host}:{args.port}/"
-    print(f"arsearch: serving {index} at {url}", file=sys.stderr, flush=True)
-    from gunicorn.app.wsgiapp import WSGIApplication
-
-    sys.argv = [
-        "arsearch serve", "-c", "python:search_app.gunicorn_conf",
-        "--bind", f"{args.host}:{args.port}", "--workers", str(args.workers),
-        "search_app.wsgi:app",
-    ]
-    WSGIApplication("%(prog)s [OPTIONS]").run()
-    return 0
-
-
-def _cmd_search(args) -> int:
-    import html
-    import re
-
-    from indexer import store
-    from search_app.engine import QueryError, SearchEngine
-
-    try:
-        engine = SearchEngine(_index_or_sample(args))
-        result = engine.search(args.query, page=args.page, limit=args.limit, source=args.source,
-                               tag=args.tag, sort=args.sort)
-    except (store.IndexError_, QueryError) as exc:
-        _err(str(exc))
-        return 1
-    if args.json:
-        _print_json(result)
-        return 0
-    on, off = ("\033[1;33m", "\033[0m") if sys.stdout.isatty() else ("«", "»")
-
-    def text(fragment):
-        fragment = re.sub(r"<mark>(.*?)</mark>", lambda m: on + m.group(1) + off, fragment, flags=re.S)
-        return html.unescape(fragment).replace("\n", " ")
-
-    shown = f"{result['total']} results ({result['took_ms']} ms)"
-    if result.get("searched_for"):
-        shown += f", searched for {result['searched_for']}"
-    print(shown + (" [partial: time limit]" if result["partial"] else ""))
-    if result["suggestion"]:
-        print(f"did you mean: {result['suggestion']}")
-    for rank, hit in enumerate(result["hits"], (result["page"] - 1) * result["limit"] + 1):
-        print(f"\n{rank}. {text(hit['title']) or hit['id']}  [{hit['id']}]  score {hit['score']}")
-        print(f"   {text(hit['snippet'])}")
-    return 0
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="arsearch", description="Full-text search for Arabic collections."
-    )
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    sub.required = True
-
+    The `arsearch` program itself (`search_app.cli`) adds serve and search:
+    this package never imports the search service.
+    """
     p = sub.add_parser("analyze", help="show how a text is tokenized, normalized and stemmed")
     p.add_argument("text", metavar="TEXT", help="text to analyse, or - to read standard input")
     p.add_argument("--json", action="store_true", help="print a JSON array of tokens")
@@ -296,28 +228,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--strict", action="store_true", help="exit 1 when an id is not found")
     p.set_defaults(func=_cmd_delete)
 
-    p = sub.add_parser("serve", help="run the search service under gunicorn")
-    p.add_argument("--index", metavar="DIR", help="index directory (default: the bundled sample)")
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8000)
-    p.add_argument("--workers", type=int, default=2, metavar="N",
-                   help="worker processes (default: 2)")
-    p.add_argument("--threads", type=int, default=None, metavar="N",
-                   help="request threads per worker, sharing its one index view "
-                        "(default: $ARSEARCH_THREADS or 8)")
-    p.set_defaults(func=_cmd_serve)
-
-    p = sub.add_parser("search", help="search an index from the terminal")
-    p.add_argument("query", metavar="QUERY")
-    p.add_argument("--index", metavar="DIR", help="index directory (default: the bundled sample)")
-    p.add_argument("--limit", type=int, default=10)
-    p.add_argument("--page", type=int, default=1)
-    p.add_argument("--source")
-    p.add_argument("--tag")
-    p.add_argument("--sort", default="relevance", choices=("relevance", "date"))
-    p.add_argument("--json", action="store_true", help="print what /api/search returns")
-    p.set_defaults(func=_cmd_search)
-
     p = sub.add_parser(
         "check", help="verify every file of an index against the checksums of its last commit"
     )
@@ -330,17 +240,3 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--index", required=True, metavar="DIR")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_cmd_stats)
-    return parser
-
-
-def main(argv=None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    try:
-        return args.func(args)
-    except BrokenPipeError:  # e.g. piped into `head`
-        return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

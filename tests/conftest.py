@@ -25,7 +25,7 @@ def arsearch_command():
     exe = shutil.which("arsearch")
     if exe and Path(exe).parent == Path(sys.executable).parent:
         return [exe]
-    return [sys.executable, "-m", "indexer.cli"]
+    return [sys.executable, "-m", "search_app.cli"]
 
 
 def run_arsearch(*args, stdin=None, env=None, timeout=300, check=False):
@@ -56,3 +56,21 @@ def index_records(index, records, **kwargs):
     n = len(list(index.parent.glob(f"{index.name}-input-*.jsonl")))
     path = write_jsonl(index.parent / f"{index.name}-input-{n}.jsonl", records)
     return build_index(index, [str(path)], jobs=1, log=lambda line: None, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def big_input(tmp_path_factory):
+    """(path, count): ten copies of the sample (~8 MB), enough that indexing
+    takes a few seconds and the workers' queues fill up."""
+    folder = tmp_path_factory.mktemp("big")
+    records = [dict(r, id=f"{r['id']}#{copy}") for copy in range(10) for r in sample_records()]
+    return write_jsonl(folder / "big.jsonl", records), len(records)
+
+
+@pytest.fixture()
+def small_index(tmp_path):
+    """A live index of 20 sample documents, built by the arsearch command."""
+    index = tmp_path / "ix"
+    records = [dict(r, id=f"base-{i}") for i, r in enumerate(sample_records()[:20])]
+    run_arsearch("index", "--index", index, write_jsonl(tmp_path / "base.jsonl", records), check=True)
+    return index

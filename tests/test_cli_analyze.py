@@ -9,7 +9,7 @@ import sys
 
 def run(*args, stdin=None):
     exe = shutil.which("arsearch")
-    cmd = [exe] if exe else [sys.executable, "-m", "indexer.cli"]
+    cmd = [exe] if exe else [sys.executable, "-m", "search_app.cli"]
     return subprocess.run(
         cmd + list(args), input=stdin, capture_output=True, text=True, encoding="utf-8", timeout=60
     )

@@ -7,7 +7,6 @@ another generation's document numbers.
 """
 
 import threading
-import time
 
 from search_app.engine import SearchEngine
 from tests.conftest import index_records
@@ -36,6 +35,7 @@ def test_threads_search_during_commits_and_a_rebuild_swap(tmp_path):
     possible = {len(BASE) + k * PER_COMMIT for k in range(COMMITS + 1)} | {len(REBUILT)}
     errors, totals = [], []
     last_total = [None] * 4
+    progress = threading.Condition()  # notified after every client's search
     stop = threading.Event()
 
     def client(n):
@@ -53,17 +53,21 @@ def test_threads_search_during_commits_and_a_rebuild_swap(tmp_path):
                     assert doc is None or doc["id"] == doc_id
                 engine.suggest("الجز")
                 engine.health()
-                last_total[n] = result["total"]
+                with progress:
+                    last_total[n] = result["total"]
+                    progress.notify_all()
             except Exception as exc:  # collected: the assertion below shows them all
-                errors.append(f"{type(exc).__name__}: {exc}")
+                with progress:
+                    errors.append(f"{type(exc).__name__}: {exc}")
+                    progress.notify_all()
 
     def wait_until_every_client_sees(total):
-        # Each client has finished a search on the new generation (no fixed sleep).
-        deadline = time.monotonic() + 60
-        while any(seen != total for seen in last_total):
+        # Each client has finished a search on the new generation.
+        with progress:
+            done = progress.wait_for(
+                lambda: errors or all(seen == total for seen in last_total), timeout=60)
             assert not errors, errors
-            assert time.monotonic() < deadline, f"clients still see {last_total}, expected {total}"
-            time.sleep(0.005)
+            assert done, f"clients still see {last_total}, expected {total}"
 
     threads = [threading.Thread(target=client, args=(n,)) for n in range(4)]
     for t in threads:

@@ -32,12 +32,8 @@ def generations(index):
 
 
 @pytest.fixture()
-def index(tmp_path):
-    """A live index of 20 sample documents."""
-    path = tmp_path / "ix"
-    records = [dict(r, id=f"base-{i}") for i, r in enumerate(sample_records()[:20])]
-    run_arsearch("index", "--index", path, write_jsonl(tmp_path / "base.jsonl", records), check=True)
-    return path
+def index(small_index):
+    return small_index
 
 
 # -- 1. a typo never wipes the index
@@ -202,19 +198,16 @@ def test_id_rules_integer_ids_and_the_delete_command(tmp_path):
 # -- 5. process handling
 
 
-@pytest.fixture(scope="module")
-def big_input(tmp_path_factory):
-    """Enough documents (~8 MB) that the workers' queues fill up."""
-    folder = tmp_path_factory.mktemp("big")
-    records = [dict(r, id=f"{r['id']}#{copy}") for copy in range(10) for r in sample_records()]
-    return write_jsonl(folder / "big.jsonl", records)
+@pytest.fixture()
+def big(big_input):
+    return big_input[0]
 
 
-def test_a_dead_worker_fails_the_run_at_once_instead_of_hanging(index, big_input):
+def test_a_dead_worker_fails_the_run_at_once_instead_of_hanging(index, big):
     first_id = sample_records()[3]["id"] + "#0"
     # Before the fix the parent reported the death, then hung forever in
     # multiprocessing's queue flush: subprocess.run's timeout would fire.
-    result = run_arsearch("index", "--jobs", "2", "--index", index, big_input,
+    result = run_arsearch("index", "--jobs", "2", "--index", index, big,
                           env={"ARSEARCH_TEST_CRASH_ON_ID": first_id}, timeout=90)
     assert result.returncode == 1
     assert "died" in result.stderr and "nothing from this run was committed" in result.stderr
@@ -242,9 +235,9 @@ def wait_for_progress(proc):
 
 
 @pytest.mark.parametrize("jobs", ["1", "2"])
-def test_ctrl_c_works_when_started_with_sigint_ignored(index, big_input, jobs):
+def test_ctrl_c_works_when_started_with_sigint_ignored(index, big, jobs):
     # As `arsearch index ... &` from a shell: SIGINT arrives ignored.
-    proc = start(["index", "--jobs", jobs, "--index", index, big_input], ignore_sigint=True)
+    proc = start(["index", "--jobs", jobs, "--index", index, big], ignore_sigint=True)
     wait_for_progress(proc)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
@@ -253,9 +246,9 @@ def test_ctrl_c_works_when_started_with_sigint_ignored(index, big_input, jobs):
     assert len(documents(index)) == 20
 
 
-def test_a_killed_rebuild_leaves_a_partial_generation_that_the_next_run_removes(index, big_input, tmp_path):
+def test_a_killed_rebuild_leaves_a_partial_generation_that_the_next_run_removes(index, big, tmp_path):
     live = store.live_path(index)
-    proc = start(["index", "--rebuild", "--jobs", "1", "--index", index, big_input])
+    proc = start(["index", "--rebuild", "--jobs", "1", "--index", index, big])
     wait_for_progress(proc)
     proc.kill()
     proc.communicate(timeout=60)

@@ -4,31 +4,11 @@ import os
 import signal
 import subprocess
 import threading
-import time
 
 import pytest
 
 from indexer import store
-from tests.conftest import arsearch_command, run_arsearch, sample_records, write_jsonl
-
-
-@pytest.fixture(scope="module")
-def big_input(tmp_path_factory):
-    """Enough text (~8 MB) that indexing takes a few seconds."""
-    folder = tmp_path_factory.mktemp("big")
-    records = []
-    for copy in range(10):
-        for record in sample_records():
-            records.append(dict(record, id=f"{record['id']}#{copy}"))
-    return write_jsonl(folder / "big.jsonl", records), len(records)
-
-
-@pytest.fixture()
-def small_index(tmp_path):
-    index = tmp_path / "ix"
-    records = [dict(r, id=f"base-{i}") for i, r in enumerate(sample_records()[:20])]
-    run_arsearch("index", "--index", index, write_jsonl(tmp_path / "base.jsonl", records), check=True)
-    return index
+from tests.conftest import arsearch_command, run_arsearch, write_jsonl
 
 
 def start_indexing(index, path, jobs="1"):
@@ -50,13 +30,13 @@ def wait_until_indexing(proc):
         line = proc.stderr.readline()
     assert line, "the indexer ended before reporting progress"
     proc.lines = []
-    threading.Thread(target=lambda: proc.lines.extend(proc.stderr), daemon=True).start()
-    time.sleep(0.5)
+    proc.reader = threading.Thread(target=lambda: proc.lines.extend(proc.stderr), daemon=True)
+    proc.reader.start()
 
 
 def finish(proc, timeout):
     proc.wait(timeout=timeout)
-    time.sleep(0.2)  # let the reader thread take the last lines
+    proc.reader.join(timeout=timeout)  # stderr ends with the process: every line is in
     return "".join(proc.lines)
 
 

@@ -56,3 +56,10 @@ def test_only_one_whoosh_distribution_is_installed():
         if (d.metadata["Name"] or "").lower().startswith("whoosh")
     }
     assert names == {"whoosh-reloaded"}
+
+
+def test_the_indexer_never_imports_the_search_service():
+    # Imports run one way: search_app -> indexer (-> schema's analyzers).
+    for path in sorted((ROOT / "indexer").rglob("*.py")):
+        imported = set(_imported_modules(path))
+        assert not {m for m in imported if m.split(".")[0] == "search_app"}, path
