@@ -28,6 +28,9 @@ SEARCH_FIELDS = tuple(FIELD_BOOSTS)
 STORED_TEXT_OF = {"title_exact": "title", "text_exact": "text", "title": "title", "text": "text"}
 # Fields with one value (source) or several (tags) that results are counted by.
 FACET_FIELDS = ("source", "tags")
+# Fields copied into each segment's query file (indexer.query_file), the
+# arrays the search side reads: every searched and counted field.
+QUERY_FIELDS = SEARCH_FIELDS + FACET_FIELDS
 
 
 def build_schema() -> Schema:
@@ -70,6 +73,7 @@ __all__ = [
     "ANALYSIS_VERSION",
     "FACET_FIELDS",
     "FIELD_BOOSTS",
+    "QUERY_FIELDS",
     "SEARCH_FIELDS",
     "STORED_TEXT_OF",
     "build_schema",

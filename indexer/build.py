@@ -71,7 +71,7 @@ class SegmentBuilder:
     """
 
     def __init__(self, ix):
-        self.writer = FastSegmentWriter(ix, _lk=False)
+        self.writer = FastSegmentWriter(ix, _lk=False, query_fields=schema_module.QUERY_FIELDS)
         self.where = {}  # id -> (segment ordinal, docnum)
         self.dead = []
         self.crash_id = os.environ.get(CRASH_ENV)
@@ -103,6 +103,7 @@ class SegmentBuilder:
             writer._close_segment()
         for ordinal, docnum in self.dead:
             segments[ordinal].delete_document(docnum)
+        writer.write_query_files(segments)  # here, in parallel workers, not in the parent
         # The temp folder is shared by every writer of this index; the
         # parent's writer removes it when it commits or cancels.
         writer.is_closed = True
@@ -376,7 +377,7 @@ def _refusal(report, fresh, accepted_docs, allow_empty):
 
 def _run(ix, generation, inputs, fresh, strict, jobs, report, progress, log, stdin,
          allow_empty=False, max_record_bytes=DEFAULT_MAX_RECORD_BYTES):
-    writer = FastSegmentWriter(ix)  # holds Whoosh's lock; deletes from committed segments
+    writer = FastSegmentWriter(ix, query_fields=schema_module.QUERY_FIELDS)  # holds Whoosh's lock; deletes from committed segments
     sink = _InProcess(ix) if jobs == 1 else _Workers(generation, jobs)
     before = ix.doc_count()
     live_ids = set()  # ids whose latest record in this run is a document

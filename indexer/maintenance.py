@@ -4,6 +4,7 @@ from dataclasses import dataclass, field
 
 from whoosh.reading import SegmentReader
 
+import schema as schema_module
 from indexer import store
 from indexer.segment_writer import FastSegmentWriter
 
@@ -16,7 +17,7 @@ def delete_documents(directory, ids, wait=0.0):
     """Remove documents by id; returns (deleted count, ids not found)."""
     with store.WriterLock(directory, wait=wait):
         ix = store.open_index(directory)
-        writer = FastSegmentWriter(ix)
+        writer = FastSegmentWriter(ix, query_fields=schema_module.QUERY_FIELDS)
         deleted, missing = 0, []
         try:
             for doc_id in dict.fromkeys(ids):

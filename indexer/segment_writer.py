@@ -37,7 +37,6 @@ import heapq
 import zlib
 from array import array
 from bisect import bisect_left
-from io import BytesIO
 from pickle import dumps
 
 from whoosh.codec.whoosh3 import (
@@ -45,17 +44,18 @@ from whoosh.codec.whoosh3 import (
     WHOOSH3_HEADER_MAGIC,
     W3Codec,
     W3FieldWriter,
-    W3LeafMatcher,
     W3PostingsWriter,
     W3Segment,
     W3TermInfo,
     _lenfield,
 )
-from whoosh.filedb.structfile import StructFile
 from whoosh.reading import SegmentReader
 from whoosh.system import pack_int, pack_long, pack_ushort
 from whoosh.util.numeric import byte_to_length, length_to_byte
 from whoosh.writing import IndexingError, SegmentWriter
+
+from indexer import query_file
+from indexer.query_file import stored_blocks
 
 # Blocks whose pickled data is smaller than this are not worth compressing.
 MIN_COMPRESS_BYTES = 128
@@ -348,7 +348,7 @@ class _Merging:
     def runs(self, terminfo, fieldobj):
         """A term's live postings, renumbered, as (ids, weights, values) runs of at most a block."""
         base, docmap = self.base, self.docmap
-        for ids, weights, values in _stored_blocks(self.postfile, terminfo, fieldobj.format):
+        for ids, weights, values in stored_blocks(self.postfile, terminfo, fieldobj.format):
             if docmap is None:
                 yield [base + d for d in ids], weights, values
                 continue
@@ -360,40 +360,6 @@ class _Merging:
             if keep:
                 yield ([new[i] for i in keep], [weights[i] for i in keep],
                        [values[i] for i in keep])
-
-
-# A term's postings up to this size are read with one read() and decoded in
-# memory; larger ones are decoded from the file (slower: in a compound segment
-# opened without mmap, unpickling reads through a Python call per byte, which
-# made whole merges twice as slow).
-READ_WHOLE_TERM_BYTES = 4 << 20
-
-
-def _stored_blocks(postfile, terminfo, format_):
-    """A segment's postings of one term, (ids, weights, values) per stored block."""
-    if terminfo.is_inlined():
-        # Postings kept in the term table, by older versions of this writer;
-        # an empty values tuple stands for "no values".
-        ids, weights, values = terminfo.inlined_postings()
-        if len(values) != len(ids):
-            values = (None,) * len(ids)
-        yield ids, weights, values
-        return
-    offset, length = terminfo.extent()
-    if isinstance(length, tuple):
-        length = length[0]  # W3TermInfo.from_bytes leaves struct.unpack's tuple
-    if length <= READ_WHOLE_TERM_BYTES:
-        m = W3LeafMatcher(StructFile(BytesIO(postfile.get(offset, length))), 0, length, format_)
-    else:
-        m = W3LeafMatcher(postfile, offset, length, format_)
-    # Whoosh's own decoders of the current block (the search engine reads
-    # blocks the same way).
-    while m.is_active():
-        m._read_ids()
-        m._read_weights()
-        m._read_values()
-        yield m._ids, m._weights, m._values
-        m._next_block()
 
 
 def _merged_lexicon(fieldname, pool_terms, merging):
@@ -420,9 +386,11 @@ def _merged_lexicon(fieldname, pool_terms, merging):
 class FastSegmentWriter(SegmentWriter):
     """Drop-in SegmentWriter (same files, TOC and semantics), faster postings."""
 
-    def __init__(self, ix, segment_postings=DEFAULT_SEGMENT_POSTINGS, **kwargs):
+    def __init__(self, ix, segment_postings=DEFAULT_SEGMENT_POSTINGS, query_fields=(), **kwargs):
         kwargs.setdefault("codec", BatchCodec())
         super().__init__(ix, **kwargs)
+        # Fields copied into each new segment's query file (indexer.query_file).
+        self.query_fields = tuple(query_fields)
         self.pool = MemoryPostings()
         self.segment_postings = segment_postings
         self.flushed_segments = []
@@ -624,6 +592,11 @@ class FastSegmentWriter(SegmentWriter):
         self.fieldwriter = self.codec.field_writer(self.storage, self.newsegment)
         self._added = False
 
+    def write_query_files(self, segments):
+        """The query files of `segments` that are missing (before they are in a TOC)."""
+        if self.query_fields:
+            query_file.write_for_segments(self.storage, self.schema, segments, self.query_fields)
+
     def added_count(self):
         """Documents written by this writer so far, over all its segments."""
         return sum(s.doc_count_all() for s in self.flushed_segments) + self.docnum
@@ -636,5 +609,6 @@ class FastSegmentWriter(SegmentWriter):
             finalsegments.append(self._finalize_segment())
         else:
             self._close_segment()
+        self.write_query_files(finalsegments)
         self._commit_toc(finalsegments)
         self._finish()

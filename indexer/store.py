@@ -37,6 +37,7 @@ from pathlib import Path
 from whoosh import index as whoosh_index
 from whoosh.filedb.filestore import FileStorage
 
+from indexer import query_file
 from indexer.analysis import ANALYSIS_VERSION
 
 LOCK_NAME = "arsearch.lock"
@@ -339,7 +340,12 @@ def disk_size(path: Path) -> int:
 
 def referenced_files(generation) -> list:
     """Names of the files the newest commit of a generation uses: its TOC and
-    the files of its segments (the Whoosh index, without arsearch's own files)."""
+    the files of its segments (the Whoosh index, without arsearch's own files).
+
+    Query files (`.arq`, indexer.query_file) are left out: they are derived
+    from the segments, checked when opened and rebuilt when unusable, so a
+    damaged one costs a rebuild, never the index.
+    """
     toc = latest_toc(generation)
     if not toc:
         return []
@@ -348,7 +354,7 @@ def referenced_files(generation) -> list:
     names = [toc]
     for name in sorted(os.listdir(generation)):
         match = SEGMENT_PATTERN.match(name)
-        if match and match.group(1) in segment_ids:
+        if match and match.group(1) in segment_ids and not name.endswith(query_file.SUFFIX):
             names.append(name)
     return names
 

@@ -110,6 +110,7 @@ def search():
         date_to=_optional("date_to"),
         sort=_optional("sort") or "relevance",
         snippets=_bool_arg("snippets", True),
+        facets=_bool_arg("facets", True),
     )
     return jsonify(result)
 

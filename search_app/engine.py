@@ -27,12 +27,12 @@ outranks a stem-only one.
 """
 
 import gc
+import os
 import re
 import threading
 import time
 from collections import OrderedDict
 from contextlib import contextmanager
-from dataclasses import dataclass
 from html import escape
 from pathlib import Path
 
@@ -46,7 +46,9 @@ from indexer.ids import IdError, check_id
 from indexer.normalize import normalize, words as normalized_words
 from schema import FIELD_BOOSTS, SEARCH_FIELDS
 from search_app import highlight, keyboard
-from search_app.index_view import POSITION_BITS, IndexView, Postings, safe_text
+from search_app import scoring
+from search_app.index_view import EMPTY_DOCS, POSITION_BITS, IndexView, safe_text
+from search_app.scoring import AllScorer, PhraseScorer, TermScorer, UnionScorer, sorted_member
 from search_app.query import Phrase, Word, counted_clauses, parse
 from search_app.spelling import edit_distance
 
@@ -75,21 +77,6 @@ EXACT_FIELDS = {"text": "text_exact", "title": "title_exact"}
 
 class QueryError(ValueError):
     """A request that cannot be served as asked; the message says what to fix."""
-
-
-@dataclass
-class _Unit:
-    """One query word (or phrase) resolved to index terms.
-
-    `complete` is False when the deadline cut the work short: `mask` then
-    holds only documents already verified to match (a subset).
-    """
-
-    mask: np.ndarray
-    score: np.ndarray
-    exacts: set
-    stems: set
-    complete: bool = True
 
 
 class Deadline:
@@ -141,15 +128,29 @@ class SearchEngine:
         self._lock = threading.Lock()  # guards _generation and every lease count
         self._open_lock = threading.Lock()  # one thread at a time opens a new view
         self._generation = None
+        self._listed = None  # ((folder, mtime), key) of the last listing of the live folder
         self.view()  # fail now (missing index, wrong version), not at the first query
 
     # -- index generations
 
     def _current_key(self):
-        """(live generation directory, newest TOC number) as on disk now."""
+        """(live generation directory, newest TOC number) as on disk now.
+
+        The folder is listed again only when its modification time changed
+        (a commit writes a new TOC file into it): a stat per request.
+        """
         generation = store.live_path(self.index_dir)
+        try:
+            stamp = (str(generation), os.stat(generation).st_mtime_ns)
+        except OSError:
+            stamp = None
+        seen = self._listed
+        if stamp is not None and seen is not None and seen[0] == stamp:
+            return seen[1]
         numbers = (_TOC_NAME.match(p.name) for p in generation.glob("_MAIN_*.toc"))
-        return (str(generation), max((int(m.group(1)) for m in numbers if m), default=-1))
+        key = (str(generation), max((int(m.group(1)) for m in numbers if m), default=-1))
+        self._listed = (stamp, key)
+        return key
 
     def _acquire(self) -> _Generation:
         """Lease the current generation, opening a new view if the index changed."""
@@ -258,26 +259,26 @@ class SearchEngine:
 
     # -- query resolution
 
-    def _score_terms(self, view, pairs, deadline):
-        """(mask of docs with any term, boosted BM25F sums, complete) over (field, term) pairs."""
-        score = np.zeros(view.N)
-        mask = np.zeros(view.N, dtype=bool)
+    # -- query plan: each atom of the query becomes a scorer (search_app.scoring)
+
+    def _terms(self, view, pairs, deadline):
+        """(TermScorers of (field, term) pairs, complete): stops at the deadline (a subset)."""
+        out = []
         for field, term in pairs:
             if deadline.passed():
-                return mask, score, False
-            postings = view.postings(field, term)
-            if len(postings.docs):
-                score[postings.docs] += view.bm25(field, term, postings, FIELD_BOOSTS[field])
-                mask[postings.docs] = True
-        return mask, score, True
+                return out, False
+            out.append(TermScorer(view, field, term, FIELD_BOOSTS[field]))
+        return out, True
 
-    def _word_unit(self, view, atom: Word, deadline) -> _Unit:
+    def _plan(self, view, atom, deadline):
+        """(scorer, exact forms, stems, complete) of a word, prefix*, typo~ or phrase."""
+        if isinstance(atom, Phrase):
+            return self._phrase_plan(view, atom, deadline)
         scope = ("title",) if atom.field == "title" else ("text", "title")
         if atom.prefix or atom.fuzzy:
             exacts, complete = self._expand(view, atom, scope, deadline)
-            pairs = [(EXACT_FIELDS[s], e) for s in scope for e in exacts]
-            mask, score, scored = self._score_terms(view, pairs, deadline)
-            return _Unit(mask, score, set(exacts), set(), complete and scored)
+            terms, scored = self._terms(view, [(EXACT_FIELDS[s], e) for s in scope for e in exacts], deadline)
+            return UnionScorer(view, terms), set(exacts), set(), complete and scored
         tokens = analyze(atom.text)
         exacts = {t.exact for t in tokens}
         stems = {t.stem for t in tokens if t.stem is not None}
@@ -288,17 +289,18 @@ class SearchEngine:
             first = {}
             for t in tokens:
                 first.setdefault(t.position, t.exact)
-            units = []
+            children = []
             for e in first.values():
-                if deadline.passed():
+                scorer, _, _, complete = self._plan(view, Word(e, atom.field), deadline)
+                if not complete:
                     # A word not looked at matches nothing, so neither does the whole.
-                    return _Unit(np.zeros(view.N, dtype=bool), np.zeros(view.N), exacts, stems, False)
-                units.append(self._word_unit(view, Word(e, atom.field), deadline))
-            return _and_units(units)
+                    return UnionScorer(view, []), exacts, stems, False
+                children.append(scorer)
+            return AllScorer(view, children), exacts, stems, True
         pairs = [(STEM_FIELDS[s], st) for s in scope for st in stems]
         pairs += [(EXACT_FIELDS[s], e) for s in scope for e in exacts]
-        mask, score, complete = self._score_terms(view, pairs, deadline)
-        return _Unit(mask, score, exacts, stems, complete)
+        terms, complete = self._terms(view, pairs, deadline)
+        return UnionScorer(view, terms), exacts, stems, complete
 
     def _expand(self, view, atom: Word, scope, deadline):
         """(the most frequent index terms for prefix* or typo~, complete)."""
@@ -351,60 +353,48 @@ class SearchEngine:
                     break
         return near, complete
 
-    def _phrase_unit(self, view, atom: Phrase, deadline) -> _Unit:
+    def _phrase_plan(self, view, atom: Phrase, deadline):
         tokens = analyze(atom.text)
         scope = ("title",) if atom.field == "title" else ("text", "title")
-        score = np.zeros(view.N)
-        mask = np.zeros(view.N, dtype=bool)
         # Group forms by position: a dagger-alef word has two spellings.
         positions = {}
         for t in tokens:
             positions.setdefault(t.position, set()).add(t.exact)
-        groups = [positions[p] for p in sorted(positions)]
+        groups = [sorted(positions[p]) for p in sorted(positions)]
         exacts = set().union(*groups) if groups else set()
-        complete = True
-        for s in scope:
-            field = EXACT_FIELDS[s]
-            matched = self._phrase_docs(view, field, groups, deadline)
-            if matched is None:
-                # Cut short: documents matching only the start of the phrase
-                # are not matches, so this field contributes none.
-                complete = False
-                break
-            if not len(matched):
-                continue
-            mask[matched] = True
-            for group in groups:
-                for term in group:
-                    postings = view.postings(field, term)
-                    keep = _sorted_member(postings.docs, matched)
-                    if keep.any():
-                        part = _subset(postings, keep)
-                        score[part.docs] += view.bm25(field, term, part, FIELD_BOOSTS[field])
-        return _Unit(mask, score, exacts, set(), complete)
+        children = []
+        if groups:
+            for s in scope:
+                field = EXACT_FIELDS[s]
+                scorers = []
+                for group in groups:
+                    terms, complete = self._terms(view, [(field, term) for term in group], deadline)
+                    if not complete:
+                        # Documents matching only the start of the phrase are
+                        # not matches, so this field contributes none.
+                        return UnionScorer(view, children), exacts, set(), False
+                    scorers.append(terms)
+                children.append(PhraseScorer(view, scorers))
+        return UnionScorer(view, children), exacts, set(), True
 
-    def _phrase_docs(self, view, field, groups, deadline):
-        """Documents where the groups of forms occur at consecutive positions.
-
-        None when the deadline passed before every group was checked.
-        """
-        keys = np.zeros(0, np.int64)
-        for i, group in enumerate(groups):
+    def _all_docs(self, view, scorer, deadline):
+        """Every document `scorer` matches (sorted), or None when the deadline cut it short."""
+        if scorer.countable:
+            mask = np.zeros(view.N, dtype=bool)
+            scorer.mark(mask)
+            return np.flatnonzero(mask)
+        blocks = np.flatnonzero(scorer.present())
+        found = []
+        for start in range(0, len(blocks), scoring.MAX_BATCH):
             if deadline.passed():
                 return None
-            parts = [view.postings(field, term).position_keys() for term in group]
-            # One term's keys are already sorted and unique (doc, then position).
-            group_keys = parts[0] if len(parts) == 1 else np.unique(np.concatenate(parts))
-            keys = group_keys if i == 0 else _sorted_intersection(keys + 1, group_keys)
-            if not len(keys):
-                break  # no document has the phrase so far: none can have it
-        docs = keys >> POSITION_BITS
-        return docs[np.r_[True, docs[1:] != docs[:-1]]] if len(docs) else docs
+            found.append(scorer.gather(blocks[start:start + scoring.MAX_BATCH])[0])
+        return np.concatenate(found) if found else EMPTY_DOCS
 
     # -- search
 
     def search(self, q, page=1, limit=10, source=None, tag=None, date_from=None,
-               date_to=None, sort="relevance", snippets=True) -> dict:
+               date_to=None, sort="relevance", snippets=True, facets=True) -> dict:
         """Ranked hits with facets. `snippets=False` leaves out the snippets
         (each hit's `snippet` is null and its title unmarked): for programs
         that only want ids and scores, it skips most of the per-hit work."""
@@ -421,15 +411,18 @@ class SearchEngine:
         source, tag = safe_text(source), safe_text(tag)
         with self._leased() as generation:
             view = generation.view
-            key = (q, source or "", tag or "", start_date, end_date, sort)
+            key = (q, source or "", tag or "", start_date, end_date, sort, bool(facets))
+            # The ranking goes as deep as the page; a deeper page ranks again, deeper.
+            depth = page * limit
             result = self._cached(generation, key)
-            if result is None:
-                result = self._run(view, q, source, tag, start_date, end_date, sort, deadline)
+            if result is None or result["depth"] < depth:
+                result = self._run(view, q, source, tag, start_date, end_date, sort, depth, facets, deadline)
                 searched_for = None
                 if (result["total"] == 0 and not deadline.passed()
                         and keyboard.looks_like_wrong_layout(q)):
                     arabic = keyboard.latin_to_arabic(q)
-                    fixed = self._run(view, arabic, source, tag, start_date, end_date, sort, deadline)
+                    fixed = self._run(view, arabic, source, tag, start_date, end_date, sort, depth, facets,
+                                      deadline)
                     if fixed["total"]:
                         result, searched_for = fixed, arabic
                 result["searched_for"] = searched_for
@@ -442,6 +435,7 @@ class SearchEngine:
         return {
             "query": q,
             "total": int(result["total"]),
+            "total_relation": result["total_relation"],
             "page": page,
             "limit": limit,
             "took_ms": round((time.perf_counter() - started) * 1000, 2),
@@ -488,112 +482,138 @@ class SearchEngine:
             while len(generation.results) > RESULT_CACHE_SIZE:
                 generation.results.popitem(last=False)
 
-    def _filters(self, view, source, tag, start_date, end_date, extra_sources):
-        allowed = view.live.copy()
-        for name, wanted in (("source", [source] if source else []), ("source", extra_sources)):
+    def _allowed(self, view, docs, source, tag, start_date, end_date, extra_sources):
+        """Which of `docs` (sorted) are live and pass the filters: a mask over `docs`."""
+        ok = view.live[docs]
+        for wanted in ([source] if source else [], extra_sources):
             if wanted:
-                names, docs, ids = view.facets[name]
-                keep = np.zeros(view.N, dtype=bool)
+                keep = np.zeros(len(docs), dtype=bool)
                 for value in wanted:
-                    if value in names:
-                        keep[docs[ids == names.index(value)]] = True
-                allowed &= keep
+                    keep |= sorted_member(docs, view.facet_docs("source", value))
+                ok &= keep
         if tag:
-            names, docs, ids = view.facets["tags"]
-            keep = np.zeros(view.N, dtype=bool)
-            if tag in names:
-                keep[docs[ids == names.index(tag)]] = True
-            allowed &= keep
-        if start_date is not None:
-            allowed &= view.dates >= datetime_to_long(start_date)
-        if end_date is not None:
-            allowed &= (view.dates != -1) & (view.dates <= datetime_to_long(end_date))
-        return allowed
+            ok &= sorted_member(docs, view.facet_docs("tags", tag))
+        if start_date is not None or end_date is not None:
+            when = view.dates[docs]
+            if start_date is not None:
+                ok &= when >= datetime_to_long(start_date)
+            if end_date is not None:
+                ok &= (when != -1) & (when <= datetime_to_long(end_date))
+        return ok
 
-    def _run(self, view, q, source, tag, start_date, end_date, sort, deadline) -> dict:
+    def _run(self, view, q, source, tag, start_date, end_date, sort, depth, facets, deadline) -> dict:
+        """The best `depth` documents for `q` (ties included), the count and facets.
+
+        With `facets`, every match is counted (facets need them all); without,
+        matches are counted exactly up to scoring.TRACK_TOTAL_HITS and the
+        ranking skips what cannot reach the top (`total_relation` "gte").
+        """
         parsed = parse(q)
-        allowed = self._filters(view, source, tag, start_date, end_date, parsed.sources)
         # Exclusions first: a document may only be returned once every
         # exclusion has been fully checked against it.
+        excluded, unknown = [], False
         for atom in (atom for clause in parsed.negative for atom in clause.options):
-            unit = None if deadline.passed() else self._unit(view, atom, deadline)
-            if unit is None or not unit.complete:
-                allowed[:] = False  # cannot tell which documents to exclude: return none
+            docs = None
+            if not deadline.passed():
+                scorer, _, _, complete = self._plan(view, atom, deadline)
+                docs = self._all_docs(view, scorer, deadline) if complete else None
+            if docs is None:
+                unknown = True  # cannot tell which documents to exclude: return none
                 break
-            allowed &= ~unit.mask
+            excluded.append(docs)
         counted = counted_clauses(parsed)
-        matched_count = np.zeros(view.N, dtype=np.int16)
-        score = np.zeros(view.N)
+        scorers = []
         exacts, stems = set(), set()
         plain_words = []
         for clause, counts in zip(parsed.positive, counted):
-            units = []
+            children = []
             for atom in clause.options:
                 if deadline.passed():
                     break  # the options not looked at add no documents: a subset
-                units.append(self._unit(view, atom, deadline))
-            if not units:
+                scorer, atom_exacts, atom_stems, _ = self._plan(view, atom, deadline)
+                children.append(scorer)
+                exacts |= atom_exacts
+                stems |= atom_stems
+            if not children:
                 break
-            unit = _or_units(units)
             if counts:
-                matched_count += unit.mask
-                score += unit.score
+                scorers.append(children[0] if len(children) == 1 else UnionScorer(view, children))
             if len(clause.options) == 1 and isinstance(clause.options[0], Word):
                 plain_words.append(clause.options[0])
-            exacts |= unit.exacts
-            stems |= unit.stems
-        if any(counted):
-            candidates = (matched_count > 0) & allowed
-        elif parsed.sources and not parsed.clauses:
+
+        if len(plain_words) >= 2:
+            depth = max(depth, PHRASE_BONUS_CANDIDATES)  # the documents the adjacency bonus looks at
+
+        filtered = bool(source or tag or start_date or end_date or parsed.sources or excluded or unknown)
+
+        def keep(docs):
+            ok = self._allowed(view, docs, source, tag, start_date, end_date, parsed.sources)
+            if unknown:
+                ok[:] = False
+            for gone in excluded:
+                ok &= ~sorted_member(docs, gone)
+            return ok
+
+        exact = True
+        if any(counted) and scorers:
+            matches = None
+            if all(s.countable for s in scorers) and (
+                    facets or sum(s.postings() for s in scorers) <= scoring.TRACK_TOTAL_HITS):
+                # Words: every match counted from the postings' document numbers.
+                matches = scoring.matching(view, scorers)
+                if filtered:
+                    matches = matches[keep(matches)]
+            found = scoring.top(view, scorers, keep, depth, deadline, sort,
+                                None if matches is None else len(matches))
+            if matches is None:
+                matches = np.sort(np.concatenate(found.counted)) if found.counted else EMPTY_DOCS
+            total, exact = found.total, found.exact
+            docs, score, matched_count = found.docs, found.scores, found.counts
+        elif parsed.sources and not parsed.clauses and not deadline.passed():
             # Only a source: filter: every document of that source, by date.
-            candidates = allowed
+            docs = np.flatnonzero(view.live)
+            docs = docs[keep(docs)]
+            matches, total = docs, len(docs)
+            score, matched_count = np.zeros(len(docs)), np.zeros(len(docs), np.int16)
         else:
-            candidates = np.zeros(view.N, dtype=bool)
-        matches = np.flatnonzero(candidates)
-        # Only the first MAX_RESULTS_DEPTH results can ever be shown: keep the
-        # documents that can reach them (ties included), sort only those.
+            docs = matches = EMPTY_DOCS
+            total, score, matched_count = 0, np.zeros(0), np.zeros(0, np.int16)
+        # Rank the best `depth` (ties included) as the exhaustive path did.
         if sort == "date":
-            docs = _top(matches, view.dates[matches])
-            order = np.lexsort((-score[docs], -view.dates[docs]))
+            when = view.dates[docs]
+            rows = _top(when, depth)
+            order = np.lexsort((-score[rows], -when[rows]))
         else:
             # matched clauses first, then score (BM25 sums stay far below 1e6)
-            docs = _top(matches, matched_count[matches] * 1e6 + score[matches])
-            order = np.lexsort((-score[docs], -matched_count[docs]))
-            if len(plain_words) >= 2 and len(docs) and not deadline.passed():
-                bonus = self._adjacency_bonus(view, plain_words, docs, order, matched_count, deadline)
-                order = np.lexsort((-score[docs], -bonus, -matched_count[docs]))
-        ranked = docs[order][:MAX_RESULTS_DEPTH]
-        facets = {}
-        for name, (names, fdocs, ids) in view.facets.items():
-            if not names:
-                facets[name] = {}
-                continue
-            counts = np.bincount(ids[candidates[fdocs]], minlength=len(names))
-            facets[name] = {names[i]: int(counts[i]) for i in np.argsort(-counts, kind="stable") if counts[i]}
+            rows = _top(matched_count * scoring.TIER + score, depth)
+            order = np.lexsort((-score[rows], -matched_count[rows]))
+            if len(plain_words) >= 2 and len(rows) and not deadline.passed():
+                bonus = self._adjacency_bonus(view, plain_words, docs[rows], order,
+                                              matched_count[rows], deadline)
+                order = np.lexsort((-score[rows], -bonus, -matched_count[rows]))
+        ranked_rows = rows[order][:depth]
+        counts = {name: view.facet_counts(name, matches) for name in view.facets} if facets else {}
         result = {
-            "ranked": ranked,
-            "scores": score,
-            "total": len(matches),
+            "ranked": docs[ranked_rows],
+            "scores": score[ranked_rows],
+            "depth": depth,
+            "total": total,
+            "total_relation": "eq" if exact else "gte",
             "partial": deadline.hit,
-            "facets": facets,
+            "facets": counts,
             "exacts": exacts,
             "stems": stems,
             "suggestion": None,
         }
-        if len(matches) < FEW_RESULTS and plain_words and not deadline.passed():
+        if total < FEW_RESULTS and plain_words and not deadline.passed():
             result["suggestion"] = self._suggestion(view, q, plain_words, deadline)
         return result
-
-    def _unit(self, view, atom, deadline):
-        if isinstance(atom, Phrase):
-            return self._phrase_unit(view, atom, deadline)
-        return self._word_unit(view, atom, deadline)
 
     def _adjacency_bonus(self, view, words, docs, order, matched_count, deadline):
         """1 for the best candidates where the words stand together, in order.
 
         Verified only on the top PHRASE_BONUS_CANDIDATES documents that match
-        every word: positions are decoded for a handful of documents, never
+        every word: positions are read for a handful of documents, never
         for every match. Past the deadline the rest keep no bonus (a coarser
         ranking, the same documents).
         """
@@ -605,23 +625,22 @@ class SearchEngine:
                 return bonus
             stems.append(tokens[0].stem)
         full = len(words)
-        top = [i for i in order[:PHRASE_BONUS_CANDIDATES] if matched_count[docs[i]] >= full]
-        postings = []
+        top = np.array([i for i in order[:PHRASE_BONUS_CANDIDATES] if matched_count[i] >= full], dtype=np.int64)
+        if not len(top):
+            return bonus
+        candidates = np.unique(docs[top])
+        keys = []
         for s in stems:
             if deadline.passed():
                 return bonus
-            postings.append(view.postings("text", s))
-        for i in top:
-            if deadline.passed():
-                break
-            doc = docs[i]
-            lists = [set(p.positions_of(doc)) for p in postings]
-            if any(not l for l in lists):
-                continue
-            first = lists[0]
-            # The stemmed stream keeps a stopword's position, so allow a gap of one.
-            if any(all(any(p + k + g in lists[k] for g in (0, k)) for k in range(1, full)) for p in first):
-                bonus[i] = 1
+            keys.append(TermScorer(view, "text", s, 1.0).position_keys(candidates))
+        first = keys[0]
+        together = np.ones(len(first), dtype=bool)
+        # The stemmed stream keeps a stopword's position, so allow a gap of one.
+        for k in range(1, full):
+            together &= sorted_member(first + k, keys[k]) | sorted_member(first + 2 * k, keys[k])
+        found = np.unique(first[together] >> POSITION_BITS)
+        bonus[top[sorted_member(docs[top], found)]] = 1
         return bonus
 
     def _suggestion(self, view, q, plain_words, deadline):
@@ -667,15 +686,16 @@ class SearchEngine:
 
     def _hits(self, view, result, page, limit, deadline, snippets=True):
         ranked = result["ranked"][(page - 1) * limit: page * limit]
+        scores = result["scores"][(page - 1) * limit: page * limit]
         exacts, stems = result["exacts"], result["stems"]
         hits = []
-        for doc in ranked:
+        for doc, score in zip(ranked, scores):
             fields = view.stored(doc)
             text = fields.get("text") or ""
             if not snippets:
                 hits.append({
                     "id": fields.get("id"),
-                    "score": round(float(result["scores"][doc]), 4),
+                    "score": round(float(score), 4),
                     "title": _clip_html(fields.get("title") or "", (), ()),
                     "snippet": None,
                     **_metadata(fields),
@@ -694,7 +714,7 @@ class SearchEngine:
                 snippet = highlight.snippet(text, text_exacts, text_stems, deadline=deadline)
             hits.append({
                 "id": fields.get("id"),
-                "score": round(float(result["scores"][doc]), 4),
+                "score": round(float(score), 4),
                 "title": title,
                 "snippet": snippet,
                 **_metadata(fields),
@@ -806,6 +826,8 @@ def _clip(text, limit=MAX_TITLE_CHARS):
 
 def _clip_html(text, exacts, stems):
     """A title as escaped HTML with its matches marked, clipped like `_clip`."""
+    if not exacts and not stems:
+        return escape(_clip(text))
     clipped = _clip(text)
     if clipped is text:
         return highlight.highlight_all(text, exacts, stems)
@@ -821,12 +843,12 @@ def _chunk_end(text, offset, size):
     return space + 1 if space >= 0 else end
 
 
-def _top(docs, key, depth=MAX_RESULTS_DEPTH):
-    """The documents whose `key` is among the `depth` largest, ties included."""
-    if len(docs) <= 2 * depth:
-        return docs
+def _top(key, depth):
+    """Rows (ascending) whose `key` is among the `depth` largest, ties included."""
+    if len(key) <= 2 * depth:
+        return np.arange(len(key))
     threshold = np.partition(key, len(key) - depth)[len(key) - depth]
-    return docs[key >= threshold]
+    return np.flatnonzero(key >= threshold)
 
 
 def _metadata(fields):
@@ -839,37 +861,3 @@ def _metadata(fields):
         "source": fields.get("source"),
         "tags": tags.split(",") if tags else [],
     }
-
-
-def _sorted_member(values, sorted_set):
-    """Boolean mask of `values` found in `sorted_set` (np.isin without its sort)."""
-    if not len(sorted_set):
-        return np.zeros(len(values), dtype=bool)
-    i = np.searchsorted(sorted_set, values)
-    i[i == len(sorted_set)] = 0
-    return sorted_set[i] == values
-
-
-def _sorted_intersection(a, b):
-    """Intersection of two sorted arrays of unique keys."""
-    if len(a) > len(b):
-        a, b = b, a
-    return a[_sorted_member(a, b)]
-
-
-def _subset(postings, keep):
-    return Postings(postings.docs[keep], postings.tf[keep], [])
-
-
-def _or_units(units):
-    if len(units) == 1:
-        return units[0]
-    mask = np.logical_or.reduce([u.mask for u in units])
-    score = np.sum([u.score for u in units], axis=0)
-    return _Unit(mask, score, set().union(*(u.exacts for u in units)), set().union(*(u.stems for u in units)))
-
-
-def _and_units(units):
-    mask = np.logical_and.reduce([u.mask for u in units])
-    score = np.sum([u.score for u in units], axis=0) * mask
-    return _Unit(mask, score, set().union(*(u.exacts for u in units)), set().union(*(u.stems for u in units)))

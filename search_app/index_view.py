@@ -1,35 +1,48 @@
-"""A read-only, numpy-backed view of one Whoosh index generation.
+"""A read-only view of one Whoosh index generation, for the query path.
 
-Whoosh stays the index of record; this view reads its postings once per
-term (cached per generation) into arrays so that a query scores every
-matching document with a few vector operations instead of a Python call per
-posting. Scores follow Whoosh's BM25F exactly (same idf, same lossy field
-lengths, same average lengths): tests compare them with Whoosh's own search.
+Whoosh stays the index of record: stored fields and documents come from its
+reader. Postings, positions, field lengths, dates and facet values come from
+the segments' query files (`indexer.query_file`): flat integer arrays,
+memory-mapped, so that every process and thread serving this generation
+shares one copy through the page cache, nothing is decoded per query, and a
+view opens in milliseconds. A segment without a query file (an index written
+by plain Whoosh or an older arsearch) gets one built when the view opens.
+
+Scores follow Whoosh's BM25F exactly (same idf, same lossy field lengths,
+same average lengths): tests compare them with Whoosh's own search.
 """
 
 import re
 import threading
+import time
 from collections import OrderedDict
-from itertools import chain, islice
+from itertools import islice
 from math import log
-from pickle import loads
 
 import numpy as np
-from whoosh.codec.whoosh3 import W3LeafMatcher
-from whoosh.matching import FilterMatcher, ListMatcher
+from whoosh.util.numeric import byte_to_length
 
+from indexer import query_file
+from search_app import kernels
 from indexer.normalize import normalize, strip_marks
 from indexer.tokenize import WORD_PATTERN
-from schema import FACET_FIELDS
+from schema import FACET_FIELDS, QUERY_FIELDS
 
 B = 0.75  # Whoosh's BM25F defaults
 K1 = 1.2
 NO_DATE = -1
 POSITION_BITS = 24  # positions < 16M per field; doc numbers go above
-CACHE_POSTINGS = 5_000_000  # postings kept in memory across cached terms
-IO_BATCH = 256  # lexicon terms read per hold of the I/O lock
+TERM_CACHE = 50_000  # (field, term) lookups remembered per view (small tuples)
+BLOCK_DOCS = 256  # documents per scoring block (search_app.scoring)
+STATS_CACHE = 8_000  # terms whose block statistics are kept per view
+STATS_CACHE_MIN_POSTINGS = 512  # rarer terms' statistics are cheaper to compute again
+IO_BATCH = 256  # lexicon terms read per step of a prefix scan
 SAMPLE_TEXT_CHARS = 20_000  # of each sampled text, for word frequencies
 DISPLAY_SCAN_CHARS = 20_000  # of a text, looking for how a term is written
+# The length a Whoosh length byte stands for (byte_to_length as a table).
+LENGTH_OF_BYTE = np.array([byte_to_length(b) for b in range(256)], dtype=np.float64)
+EMPTY_DOCS = np.zeros(0, np.int32)
+EMPTY_KEYS = np.zeros(0, np.int64)
 
 # A lone surrogate (U+D800..U+DFFF) is a code point no encoding can write:
 # one stored in an index (a JSON "\ud800" escape, accepted before the indexer
@@ -58,48 +71,101 @@ def _safe_fields(fields):
 
 
 class Postings:
-    """One term's postings over the whole index: doc numbers, tf, raw values."""
+    """One term's postings over the whole view: global doc numbers and tf.
 
-    __slots__ = ("docs", "tf", "values", "_keys")
+    `docs` and `tf` are views into the mapped query files when the index has
+    one segment (no copy), concatenations otherwise. The query path reads
+    postings per scoring block instead (BlockStats, search_app.scoring).
+    """
 
-    def __init__(self, docs, tf, values):
+    __slots__ = ("docs", "tf")
+
+    def __init__(self, docs, tf):
         self.docs = docs
         self.tf = tf
-        self.values = values
-        self._keys = None
 
-    def position_keys(self):
-        """Sorted doc<<POSITION_BITS | position keys, for vectorised phrase checks."""
-        if self._keys is None:
-            # Each value is a 4-byte count and a pickled list of position
-            # deltas (Whoosh's Positions format). Decode all lists, then undo
-            # the deltas for every posting at once with one cumulative sum.
-            lists = [loads(value[4:]) for value in self.values]
-            lengths = np.fromiter(map(len, lists), np.int64, len(lists))
-            total = int(lengths.sum())
-            if not total:
-                self._keys = np.zeros(0, np.int64)
-                return self._keys
-            deltas = np.fromiter(chain.from_iterable(lists), np.int64, total)
-            running = np.cumsum(deltas)
-            starts = np.cumsum(lengths) - lengths
-            before = running[starts] - deltas[starts]  # running total before each posting
-            positions = running - np.repeat(before, lengths)
-            self._keys = (np.repeat(self.docs, lengths) << POSITION_BITS) + positions
-        return self._keys
-
-    def positions_of(self, doc):
-        i = int(np.searchsorted(self.docs, doc))
-        if i >= len(self.docs) or self.docs[i] != doc:
-            return ()
-        return np.cumsum(loads(self.values[i][4:]))
+    def __len__(self):
+        return len(self.docs)
 
 
-EMPTY = Postings(np.zeros(0, np.int64), np.zeros(0, np.float64), [])
+EMPTY = Postings(EMPTY_DOCS, np.zeros(0, np.uint8))
+
+
+class BlockStats:
+    """One term's postings per scoring block: rows, best score, first position.
+
+    For block b: the postings at rows lo[b]:hi[b] of segment part part[b]
+    (an index into `found`, -1 where the term is absent), the best BM25
+    score among them without boost (`best`, rounded up to float32: a bound),
+    and where their positions start relative to the term's (`pos_lo`).
+    """
+
+    __slots__ = ("found", "lo", "hi", "part", "part_blocks", "best", "pos_lo", "postings")
+
+    def __init__(self, view, field, text):
+        nb = view.block_count
+        self.found = view._locate(field, text)
+        self.lo = np.zeros(nb, np.int32)
+        self.hi = np.zeros(nb, np.int32)
+        self.part = np.full(nb, -1, np.int16)
+        best = np.zeros(nb)
+        self.pos_lo = np.zeros(nb, np.int64)
+        self.postings = 0
+        norm = view.norm.get(field)
+        scored = norm is not None
+        weight = view.idf(field, text) * (K1 + 1) if scored else 0.0
+        if not scored:
+            norm = np.zeros(1)
+        self.part_blocks = np.array([view.segment_blocks[offset] for _, _, offset in self.found],
+                                    dtype=np.int64).reshape(-1, 2)
+        for k, (f, i, offset) in enumerate(self.found):
+            b0, b1 = view.segment_blocks[offset]
+            docs, tf = f.postings(i)
+            self.postings += len(docs)
+            kernels.block_stats(docs, tf, offset, view.block_starts[b0:b1 + 1] - offset, weight, norm,
+                                scored, self.lo[b0:b1], self.hi[b0:b1], best[b0:b1], self.pos_lo[b0:b1])
+            self.part[b0:b1] = k
+        rounded = best.astype(np.float32)
+        low = rounded < best
+        rounded[low] = np.nextafter(rounded[low], np.float32(np.inf))
+        self.best = rounded
+
+
+class Facet:
+    """One facet field's values, laid out for counting a result's documents.
+
+    A field with at most one value per document (source) keeps an array of
+    value ids by document: counting is one gather and one bincount over the
+    matches. A field with several (tags) keeps its (document, value) pairs:
+    few matches gather their rows, many matches mark their documents and
+    read every pair once.
+    """
+
+    def __init__(self, names, docs, ids, n_docs):
+        self.names = names
+        order = np.argsort(docs, kind="stable")
+        self.docs = docs[order].astype(np.int32)  # pair documents, ascending
+        self.ids = ids[order]
+        self.n_docs = n_docs
+        self.single = not len(self.docs) or bool(np.all(self.docs[1:] != self.docs[:-1]))
+        if self.single:
+            self.value = np.full(n_docs + 1, len(names), np.int32)  # len(names): no value
+            self.value[self.docs] = self.ids
+        else:
+            self.starts = np.searchsorted(self.docs, np.arange(n_docs + 1))
+
+    def count(self, docs):
+        n = len(self.names)
+        counts = np.zeros(n + 1, np.int64)
+        if self.single:
+            kernels.count_single(docs, self.value, counts)
+        else:
+            kernels.count_multi(docs, self.starts, self.ids, counts)
+        return counts[:n]
 
 
 class IndexView:
-    def __init__(self, ix, scored_fields):
+    def __init__(self, ix, scored_fields, log=None):
         self.ix = ix
         self.searcher = ix.searcher()
         reader = self.searcher.reader()
@@ -110,120 +176,159 @@ class IndexView:
         self.leaves = list(reader.leaf_readers())
         self.N = reader.doc_count_all()
         self.doc_count = reader.doc_count()
+        schema = ix.schema
+        self.files = []  # (QueryFile, doc offset)
         self.live = np.ones(self.N, dtype=bool)
+        # Scoring blocks: BLOCK_DOCS documents each, never across a segment.
+        starts, self.segment_blocks = [], {}
         for segreader, offset in self.leaves:
-            for d in segreader.deleted_docs_set:
-                self.live[offset + d] = False
-        self.lengths = {}
+            first = len(starts)
+            starts.extend(range(offset, offset + segreader.doc_count_all(), BLOCK_DOCS))
+            self.segment_blocks[offset] = (first, len(starts))
+        self.block_starts = np.array(starts + [self.N], dtype=np.int64)
+        self.block_count = len(starts)
+        for segreader, offset in self.leaves:
+            self.files.append((query_file.open_or_build(ix.storage.folder, segreader, schema, QUERY_FIELDS, log), offset))
+            deleted = list(segreader.deleted_docs_set)
+            if deleted:
+                self.live[offset + np.asarray(deleted, dtype=np.int64)] = False
         self.avgfl = {}
+        self.norm = {}
         for field in scored_fields:
-            self.lengths[field] = self._field_lengths(field)
             self.avgfl[field] = self.searcher.avg_field_length(field) or 1
-        self._cache = OrderedDict()
-        self._cached_postings = 0
+            lengths = self._per_doc(lambda qf: qf.fields[field].lengths if field in qf.fields else None,
+                                    np.uint8, 0)
+            # BM25's length normalisation per document, computed once per view.
+            self.norm[field] = K1 * ((1 - B) + B * LENGTH_OF_BYTE[lengths] / self.avgfl[field])
+        self._terms = OrderedDict()
+        self._stats = OrderedDict()
+        self._threads = threading.local()
         self._lock = threading.Lock()
         # Whoosh readers seek() and read() shared file objects: one thread at a time.
         self.io = threading.RLock()
         self._display = {}
         self._sampled = None
-        self.dates = self._dates()
+        self.dates = self._per_doc(lambda qf: qf.dates, np.int64, NO_DATE)
+        self.dates[self.dates < 0] = NO_DATE  # Whoosh's "no value" is above 2**63
+        self.block_max_date = (np.maximum.reduceat(np.where(self.live, self.dates, NO_DATE),
+                                                   self.block_starts[:-1])
+                               if self.block_count else np.zeros(0, np.int64))
         self.facets = {name: self._facet(name) for name in FACET_FIELDS}
 
     def close(self):
         self.searcher.close()
+        self.files = []
 
     # -- per-document arrays, built once per generation
 
-    def _field_lengths(self, field):
-        # doc_field_length gives the lossy one-byte length that Whoosh scores with.
-        out = np.zeros(self.N, dtype=np.float64)
-        for segreader, offset in self.leaves:
-            n = segreader.doc_count_all()
-            out[offset:offset + n] = [segreader.doc_field_length(d, field) for d in range(n)]
-        return out
-
-    def _dates(self):
-        out = np.full(self.N, NO_DATE, dtype=np.int64)
-        for segreader, offset in self.leaves:
-            if not segreader.has_column("date"):
-                continue
-            raw = np.array(list(segreader.column_reader("date", translate=False)), dtype=np.uint64)
-            values = raw.astype(np.int64)
-            values[raw >= np.uint64(1 << 63)] = NO_DATE
-            out[offset:offset + len(values)] = values
+    def _per_doc(self, pick, dtype, missing):
+        out = np.full(self.N, missing, dtype=dtype)
+        for qf, offset in self.files:
+            values = pick(qf)
+            if values is not None and len(values):
+                out[offset:offset + len(values)] = values
         return out
 
     def _facet(self, field):
-        """(names, doc array, name-id array) from the field's postings."""
-        names, docs, ids = [], [], []
-        for term in self.reader.lexicon(field):
-            name = term.decode("utf-8") if isinstance(term, bytes) else term
-            postings = self.postings(field, name, cache=False)
-            names.append(name)
-            docs.append(postings.docs)
-            ids.append(np.full(len(postings.docs), len(names) - 1, dtype=np.int32))
-        if not names:
-            return names, np.zeros(0, np.int64), np.zeros(0, np.int32)
-        return names, np.concatenate(docs), np.concatenate(ids)
+        """A field's values per document: Facet (names, and each document's ids)."""
+        index, docs, ids = {}, [], []
+        for qf, offset in self.files:
+            f = qf.fields.get(field)
+            if f is None:
+                continue
+            for i in range(len(f)):
+                name = f.term(i)
+                number = index.setdefault(name, len(index))
+                d, _ = f.postings(i)
+                docs.append(d.astype(np.int64) + offset)
+                ids.append(np.full(len(d), number, dtype=np.int32))
+        # Numbered in term order over all segments, as Whoosh's lexicon lists them.
+        names = sorted(index, key=lambda name: name.encode("utf-8"))
+        if not docs:
+            return Facet(names, np.zeros(0, np.int64), np.zeros(0, np.int32), self.N)
+        rank = np.empty(len(names), np.int32)
+        rank[[index[name] for name in names]] = np.arange(len(names), dtype=np.int32)
+        return Facet(names, np.concatenate(docs), rank[np.concatenate(ids)], self.N)
+
+    def facet_counts(self, name, docs):
+        """{value: documents among `docs` (sorted) with it}, most frequent first."""
+        facet = self.facets[name]
+        if not facet.names or not len(docs):
+            return {}
+        tally = facet.count(docs)
+        names = facet.names
+        return {names[i]: int(tally[i]) for i in np.argsort(-tally, kind="stable") if tally[i]}
+
+    def facet_docs(self, name, value):
+        """Sorted documents whose `name` facet has `value`."""
+        return self.postings(name, value).docs
 
     # -- postings
 
-    def postings(self, field, text, cache=True) -> Postings:
+    def _locate(self, field, text):
+        """[(FieldFile, term index, doc offset)] of a term, per segment holding it."""
         key = (field, text)
         with self._lock:
-            hit = self._cache.get(key)
+            hit = self._terms.get(key)
             if hit is not None:
-                self._cache.move_to_end(key)
+                self._terms.move_to_end(key)
                 return hit
-        postings = self._read_postings(field, text)
-        if cache:
+        tbytes = text.encode("utf-8")
+        found = []
+        for qf, offset in self.files:
+            f = qf.fields.get(field)
+            if f is not None:
+                i = f.find(tbytes)
+                if i >= 0:
+                    found.append((f, i, offset))
+        found = tuple(found)
+        with self._lock:
+            self._terms[key] = found
+            if len(self._terms) > TERM_CACHE:
+                self._terms.popitem(last=False)
+        return found
+
+    def scratch(self, make):
+        """This thread's scratch object for this view (`make(N)` on first use)."""
+        scratch = getattr(self._threads, "scratch", None)
+        if scratch is None:
+            scratch = self._threads.scratch = make(self.N)
+        return scratch
+
+    def block_of(self, docs):
+        """The scoring block of each document number."""
+        return np.searchsorted(self.block_starts, docs, side="right") - 1
+
+    def block_stats(self, field, text):
+        """A term's postings per scoring block (see BlockStats); kept for frequent terms."""
+        key = (field, text)
+        with self._lock:
+            hit = self._stats.get(key)
+            if hit is not None:
+                self._stats.move_to_end(key)
+                return hit
+        stats = BlockStats(self, field, text)
+        if stats.postings >= STATS_CACHE_MIN_POSTINGS:
             with self._lock:
-                self._cache[key] = postings
-                self._cached_postings += len(postings.docs)
-                while self._cached_postings > CACHE_POSTINGS and len(self._cache) > 1:
-                    _, old = self._cache.popitem(last=False)
-                    self._cached_postings -= len(old.docs)
-        return postings
+                self._stats[key] = stats
+                while len(self._stats) > STATS_CACHE:
+                    self._stats.popitem(last=False)
+        return stats
 
-    def _read_postings(self, field, text):
-        with self.io:
-            return self._read_postings_unlocked(field, text)
-
-    def _read_postings_unlocked(self, field, text):
-        docs, tfs, values = [], [], []
-        for segreader, offset in self.leaves:
-            try:
-                m = segreader.postings(field, text)
-            except Exception:  # TermNotFound, or a field this segment lacks
-                continue
-            # Deleted documents come wrapped in a FilterMatcher; read the raw
-            # postings (the live mask removes deleted documents later).
-            while isinstance(m, FilterMatcher):
-                m = m.child
-            if isinstance(m, W3LeafMatcher):
-                while not m._atend:
-                    m._read_data()
-                    ids, weights, vals = m._data
-                    block = np.cumsum(np.asarray(ids, dtype=np.int64)) + offset
-                    docs.append(block)
-                    if weights is None:
-                        tfs.append(np.ones(len(block)))
-                    elif isinstance(weights, float):
-                        tfs.append(np.full(len(block), weights))
-                    else:
-                        tfs.append(np.asarray(weights, dtype=np.float64))
-                    values.extend(vals if vals is not None else [b""] * len(block))
-                    m._next_block()
-            elif isinstance(m, ListMatcher):  # postings stored inline in the term table
-                ids = np.asarray(m._ids, dtype=np.int64) + offset
-                docs.append(ids)
-                tfs.append(np.asarray(m._weights, dtype=np.float64) if m._weights is not None else np.ones(len(ids)))
-                values.extend(m._values if m._values else [b""] * len(ids))
-            else:
-                raise TypeError(f"unexpected matcher {type(m).__name__} for {field}:{text}")
-        if not docs:
+    def postings(self, field, text) -> Postings:
+        found = self._locate(field, text)
+        if not found:
             return EMPTY
-        return Postings(np.concatenate(docs), np.concatenate(tfs).astype(np.float64), values)
+        if len(found) == 1:
+            f, i, offset = found[0]
+            docs, tf = f.postings(i)
+            return Postings(docs + offset if offset else docs, tf)
+        docs, tfs = [], []
+        for f, i, offset in found:
+            d, tf = f.postings(i)
+            docs.append(d + offset)
+            tfs.append(tf.astype(np.float32))
+        return Postings(np.concatenate(docs), np.concatenate(tfs))
 
     def sample_frequencies(self, sample_docs=400, deadline=None):
         """Document frequencies of exact forms and stems in a sample of documents.
@@ -231,7 +336,6 @@ class IndexView:
         An estimate of the collection's most frequent words, from a few
         hundred stored texts: reading every term record instead takes seconds.
         """
-        import time
         from collections import Counter
 
         from indexer.whoosh_analysis import term_positions
@@ -251,32 +355,31 @@ class IndexView:
         self._sampled = (exact_df, stem_df)
         return self._sampled
 
-    def warm(self, seconds, sample_docs=400, per_field=200):
-        """Load the most frequent terms' postings (and phrase positions) now.
+    def warm(self, seconds, sample_docs=400):
+        """Read the query files into the page cache and sample word frequencies.
 
-        A term's first use costs a decode of all its postings; for the few
-        hundred words that occur in most documents (قال, الله, رسول) that is
-        tens of milliseconds, and it would land on whichever query comes
-        first. Which words are frequent is estimated from a sample of stored
-        texts (Whoosh's most_frequent_terms reads every term record: seconds).
-        Bounded by `seconds`; returns the number of terms loaded.
+        Nothing is decoded: the first query touching a common word reads
+        mapped pages that are already in memory (shared with every other
+        process serving this index). Bounded by `seconds`; returns the bytes
+        read.
         """
-        import time
-
         deadline = time.monotonic() + seconds
-        exact_df, stem_df = self.sample_frequencies(sample_docs, deadline)
-        loaded = 0
-        pairs = zip([("text_exact", t) for t, _ in exact_df.most_common(per_field)],
-                    [("text", t) for t, _ in stem_df.most_common(per_field)])
-        for pair in pairs:
-            for field, text in pair:
-                if time.monotonic() > deadline:
-                    return loaded
-                postings = self.postings(field, text)
-                if field == "text_exact":
-                    postings.position_keys()
-                loaded += 1
-        return loaded
+        done = 0
+        for qf, _ in self.files:
+            if qf.path is None:
+                continue
+            try:
+                with open(qf.path, "rb") as f:
+                    while time.monotonic() < deadline:
+                        chunk = f.read(1 << 22)
+                        if not chunk:
+                            break
+                        done += len(chunk)
+            except OSError:
+                continue
+        if time.monotonic() < deadline:
+            self.sample_frequencies(sample_docs, deadline)
+        return done
 
     def display_form(self, exact):
         """How an index term is written in the collection, for showing to users.
@@ -306,8 +409,8 @@ class IndexView:
         return self._display[exact]
 
     def doc_frequency(self, field, text):
-        with self.io:
-            return self.reader.doc_frequency(field, text)
+        # Whoosh's document frequency: postings in every segment, deleted documents included.
+        return sum(f.doc_frequency(i) for f, i, _ in self._locate(field, text))
 
     def idf(self, field, text):
         # Whoosh's idf: log(N / (df + 1)) + 1, with N counting deleted documents.
@@ -315,31 +418,39 @@ class IndexView:
 
     def bm25(self, field, text, postings, boost):
         """Whoosh BM25F scores of `postings` (one term in one field), times boost."""
-        fl = self.lengths[field][postings.docs]
-        tf = postings.tf
-        idf = self.idf(field, text)
-        return boost * idf * (tf * (K1 + 1)) / (tf + K1 * ((1 - B) + B * fl / self.avgfl[field]))
+        tf = postings.tf.astype(np.float64)
+        return (boost * self.idf(field, text) * (K1 + 1)) * tf / (tf + self.norm[field][postings.docs])
 
     def terms_with_prefix(self, field, prefix, limit, deadline=None):
-        """(terms, complete): up to `limit` terms of `field` starting with `prefix`.
+        """(terms, complete): up to `limit` terms of `field` starting with `prefix`, in order.
 
-        Read IO_BATCH terms per hold of the I/O lock, so other threads' reads
-        interleave with a long scan (each read seeks to an explicit offset,
-        so the lexicon iterator survives them). `complete` is False when the
-        deadline stopped the scan before `limit` terms or the lexicon's end.
+        Read from the query files' sorted term tables, IO_BATCH at a time per
+        segment; `complete` is False when the deadline stopped the scan
+        before `limit` terms or the end of the range.
         """
-        terms = self.reader.expand_prefix(field, prefix)
-        out = []
-        while len(out) < limit:
-            wanted = min(IO_BATCH, limit - len(out))
-            with self.io:
-                batch = list(islice(terms, wanted))
-            out.extend(t.decode("utf-8") if isinstance(t, bytes) else t for t in batch)
-            if len(batch) < wanted:
-                return out, True
-            if deadline is not None and len(out) < limit and deadline.passed():
-                return out, False
-        return out, True
+        tbytes = prefix.encode("utf-8")
+        streams = []
+        for qf, _ in self.files:
+            f = qf.fields.get(field)
+            if f is not None:
+                streams.append((f, f.prefix_range(tbytes)))
+        if len(streams) == 1:
+            f, rng = streams[0]
+            out = []
+            for start in range(rng.start, rng.stop, IO_BATCH):
+                if len(out) >= limit:
+                    break
+                if deadline is not None and out and deadline.passed():
+                    return out, False
+                out.extend(f.term(i) for i in range(start, min(start + IO_BATCH, rng.stop)))
+            return out[:limit], True
+        seen = set()
+        for f, rng in streams:
+            for n, i in enumerate(islice(rng, limit)):
+                if n % IO_BATCH == 0 and deadline is not None and seen and deadline.passed():
+                    return sorted(seen)[:limit], False
+                seen.add(f.term(i))
+        return sorted(seen)[:limit], True
 
     def stored(self, doc):
         """A document's stored fields by document number, safe to write out."""

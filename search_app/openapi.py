@@ -7,6 +7,7 @@ responses against them and check every /api route is described here.
 
 from indexer.ids import MAX_ID_CHARS
 from search_app.engine import MAX_DOCUMENT_CHARS, MAX_LIMIT, MAX_QUERY_CHARS, MAX_TITLE_CHARS
+from search_app.scoring import TRACK_TOTAL_HITS
 
 NULLABLE_STRING = {"type": ["string", "null"]}
 TAGS = {"type": "array", "items": {"type": "string"}}
@@ -53,7 +54,12 @@ SCHEMAS = {
     "SearchResult": _object(
         {
             "query": {"type": "string"},
-            "total": {"type": "integer", "minimum": 0},
+            "total": {"type": "integer", "minimum": 0, "description": (
+                "Matching documents: exact when total_relation is \"eq\"; with facets=false a "
+                f"lower bound (at least {TRACK_TOTAL_HITS}) when counting every match would cost "
+                "more than ranking the top ones, as Elasticsearch's track_total_hits.")},
+            "total_relation": {"type": "string", "enum": ["eq", "gte"], "description": (
+                "\"eq\": total is exact; \"gte\": total is a lower bound.")},
             "page": {"type": "integer", "minimum": 1},
             "limit": {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT},
             "took_ms": {"type": "number", "minimum": 0},
@@ -61,14 +67,16 @@ SCHEMAS = {
                 "The time limit cut the search short: the hits are true matches but some may be "
                 "missing, the ranking coarser, a suggestion absent or snippets unmarked.")},
             "hits": {"type": "array", "items": _ref("Hit")},
-            "facets": _object({"source": COUNTS, "tags": COUNTS}),
+            "facets": {**_object({"source": COUNTS, "tags": COUNTS}, required=[]), "description": (
+                "Documents per source and tag among all matches; {} with facets=false.")},
             "suggestion": {**NULLABLE_STRING, "description": "A corrected query (did you mean)."},
             "searched_for": {
                 **NULLABLE_STRING,
                 "description": "The Arabic actually searched when q was typed on a Latin keyboard layout.",
             },
         },
-        required=["query", "total", "page", "limit", "took_ms", "partial", "hits", "facets", "suggestion"],
+        required=["query", "total", "total_relation", "page", "limit", "took_ms", "partial", "hits",
+                  "facets", "suggestion"],
     ),
     "Document": _object({
         "id": {"type": "string"},
@@ -146,6 +154,9 @@ def spec() -> dict:
                            {"type": "string", "enum": ["relevance", "date"], "default": "relevance"}),
                     _query("snippets", "false: no snippets (each hit's snippet is null and its title "
                                        "unmarked), for programs that want ids and scores only.",
+                           {"type": "boolean", "default": True}),
+                    _query("facets", "false: no facet counts ({}), and a total that may be a lower "
+                                     "bound (see total_relation): the fastest search.",
                            {"type": "boolean", "default": True}),
                 ],
                 "responses": {

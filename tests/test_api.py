@@ -314,7 +314,7 @@ def test_documented_responses_match_the_routes(spec):
     search = spec["paths"]["/api/search"]["get"]
     assert {"200", "400"} <= set(search["responses"])
     assert {p["name"] for p in search["parameters"]} == {
-        "q", "limit", "page", "source", "tag", "date_from", "date_to", "sort", "snippets"}
+        "q", "limit", "page", "source", "tag", "date_from", "date_to", "sort", "snippets", "facets"}
     assert "404" in spec["paths"]["/api/documents/{doc_id}"]["get"]["responses"]
 
 

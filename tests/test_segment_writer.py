@@ -13,7 +13,7 @@ from whoosh.qparser import MultifieldParser, QueryParser
 from whoosh.writing import SegmentWriter
 
 import schema
-from indexer import segment_writer
+from indexer import query_file, segment_writer
 from indexer.records import make_document
 from indexer.segment_writer import BatchCodec, BatchFieldWriter, FastSegmentWriter
 
@@ -202,7 +202,7 @@ def test_merge_small_segments_like_whoosh(tmp_path, docs, monkeypatch, read_from
     READ_WHOLE_TERM_BYTES is.
     """
     if read_from_file:
-        monkeypatch.setattr(segment_writer, "READ_WHOLE_TERM_BYTES", 0)
+        monkeypatch.setattr(query_file, "READ_WHOLE_TERM_BYTES", 0)
     base = build(tmp_path / "base", docs[:30], fast_writer, segment_postings=1500)
     before = len(base._segments())
     for name, make in (("plain", plain_writer), ("fast", fast_writer)):

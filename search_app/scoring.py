@@ -1,0 +1,503 @@
+"""Scoring and top k: BM25F over the query files, block by block, with upper bounds.
+
+The documents are cut into blocks of BLOCK_DOCS consecutive numbers (never
+across a segment). For every (field, term) the view keeps, per block, where
+its postings are and the best score any of them reaches there
+(`IndexView.block_stats`, computed on a term's first use: a few kilobytes).
+A query's bound for a block is the number of its clauses with a posting
+there (documents matching more clauses rank first) and the sum of its terms'
+best scores. Blocks are scored exactly, a batch at a time, best bound first;
+the search stops when the next block's bound is below the k-th best key
+found, since nothing there can enter the top k. This is block-max MaxScore in
+its document-range form, which numpy runs as a few vector operations per
+batch; the ranking is the exhaustive one (tests/test_ranking_equivalence.py
+checks it against the old path), only the work changes.
+
+Counting: a query of words counts its matches exactly from the postings'
+document numbers (a mark per posting, no score). A phrase is only a match
+once its positions are checked, so a query with a phrase counts the
+documents of the blocks it checked: exact when that is all of them, else
+at least TRACK_TOTAL_HITS (Elasticsearch's `track_total_hits` convention:
+`total_relation` "gte").
+
+No Flask and no Whoosh here: the view gives arrays, this module gives ranked
+document numbers.
+"""
+
+import numpy as np
+
+from search_app import kernels
+from search_app.index_view import EMPTY_DOCS, K1, POSITION_BITS
+
+TRACK_TOTAL_HITS = 10_000  # matches counted exactly at least up to this many
+FIRST_BATCH = 8  # blocks scored in the first batch; each next batch doubles
+MAX_BATCH = 256
+# Scores are sums of floats added in different orders: a bound gets a margin
+# far above rounding and far below any real difference in score.
+BOUND_MARGIN = 1e-9
+TIER = 1e6  # key = matched clauses * TIER + score (BM25 sums stay far below)
+EMPTY_SCORES = np.zeros(0)
+EMPTY_COUNTS = np.zeros(0, np.int16)
+
+
+def ranges(lo, hi):
+    """The indexes lo[0]..hi[0]-1, lo[1]..hi[1]-1, ... as one array."""
+    counts = hi - lo
+    total = int(counts.sum())
+    if not total:
+        return np.zeros(0, np.int64)
+    return np.repeat(lo - (np.cumsum(counts) - counts), counts) + np.arange(total)
+
+
+def merge(parts):
+    """Union of (sorted docs, scores) parts: (docs, summed scores, parts holding each doc).
+
+    A stable sort of the concatenated runs (timsort merges sorted runs in
+    about linear time) keeps each document's scores in the order of `parts`,
+    so they are added in the exhaustive path's order.
+    """
+    parts = [(d, s) for d, s in parts if len(d)]
+    if not parts:
+        return EMPTY_DOCS, EMPTY_SCORES, EMPTY_COUNTS
+    if len(parts) == 1:
+        docs, score = parts[0]
+        return docs, score, np.ones(len(docs), np.int16)
+    docs = np.concatenate([d for d, _ in parts])
+    order = np.argsort(docs, kind="stable")
+    docs = docs[order]
+    scores = np.concatenate([s for _, s in parts])[order]
+    first = np.flatnonzero(np.r_[True, docs[1:] != docs[:-1]])
+    counts = np.diff(np.r_[first, len(docs)]).astype(np.int16)
+    return docs[first], np.add.reduceat(scores, first), counts
+
+
+def sorted_member(values, sorted_set):
+    """Boolean mask of `values` found in `sorted_set` (np.isin without its sort)."""
+    if not len(sorted_set) or not len(values):
+        return np.zeros(len(values), dtype=bool)
+    i = np.searchsorted(sorted_set, values)
+    i[i == len(sorted_set)] = 0
+    return sorted_set[i] == values
+
+
+class TermScorer:
+    """One term in one field, with a boost: BM25F scores of its postings, per block."""
+
+    countable = True
+
+    def __init__(self, view, field, term, boost):
+        self.view = view
+        self.field = field
+        self.term = term
+        self.stats = view.block_stats(field, term)
+        self.coef = boost * view.idf(field, term) * (K1 + 1)
+        self.boost = boost
+
+    def bound(self):
+        return self.stats.best.astype(np.float64) * self.boost
+
+    def present(self):
+        return self.stats.hi > self.stats.lo
+
+    def _rows(self, blocks):
+        """[(part, blocks there, posting rows)] of `blocks` (ascending) that hold the term."""
+        st = self.stats
+        blocks = blocks[st.hi[blocks] > st.lo[blocks]]
+        out = []
+        if not len(blocks):
+            return out
+        parts = st.part[blocks]
+        for k in np.unique(parts):
+            b = blocks[parts == k]
+            out.append((k, b, ranges(st.lo[b].astype(np.int64), st.hi[b].astype(np.int64))))
+        return out
+
+    def gather(self, blocks):
+        """(docs, scores) of the term's postings in `blocks` (sorted ascending)."""
+        docs_out, scores_out = [], []
+        norm = self.view.norm[self.field]
+        for k, _, rows in self._rows(blocks):
+            f, i, offset = self.stats.found[k]
+            docs, tf = f.postings(i)
+            d = docs[rows].astype(np.int64) + offset
+            t = tf[rows].astype(np.float64)
+            docs_out.append(d)
+            scores_out.append(self.coef * t / (t + norm[d]))
+        if not docs_out:
+            return EMPTY_DOCS, EMPTY_SCORES
+        if len(docs_out) == 1:
+            return docs_out[0], scores_out[0]
+        return np.concatenate(docs_out), np.concatenate(scores_out)
+
+    def postings(self):
+        return self.stats.postings
+
+    def mark(self, mask):
+        """Set `mask` at every document holding the term."""
+        for f, i, offset in self.stats.found:
+            kernels.mark(f.postings(i)[0], offset, mask)
+
+    def add(self, blocks, acc, touched, n):
+        """Add the term's scores in `blocks` (ascending) into `acc` (see kernels.add_term)."""
+        st = self.stats
+        norm = self.view.norm[self.field]
+        if len(st.found) == 1:
+            f, i, offset = st.found[0]
+            docs, tf = f.postings(i)
+            return kernels.add_term(docs, tf, offset, st.lo, st.hi, blocks, self.coef, norm, acc, touched, n)
+        # `blocks` is ascending and a segment's blocks are consecutive: one slice per segment.
+        bounds = np.searchsorted(blocks, st.part_blocks)
+        for k, (f, i, offset) in enumerate(st.found):
+            a, b = bounds[k]
+            if b > a:
+                docs, tf = f.postings(i)
+                n = kernels.add_term(docs, tf, offset, st.lo, st.hi, blocks[a:b], self.coef, norm, acc, touched, n)
+        return n
+
+    def accumulate(self, blocks, scratch, m):
+        n = self.add(blocks, scratch.acc, scratch.touched, 0)
+        return kernels.fold(scratch.acc, scratch.touched, n, scratch.total, scratch.count,
+                            scratch.total_touched, m)
+
+    def position_keys(self, docs):
+        """Sorted doc << POSITION_BITS | position keys of the term in `docs` (sorted, unique)."""
+        if not len(docs):
+            return np.zeros(0, np.int64)
+        blocks = np.unique(self.view.block_of(docs))
+        keys = []
+        st = self.stats
+        for k, b, rows in self._rows(blocks):
+            f, i, offset = st.found[k]
+            all_docs, tf = f.postings(i)
+            d = all_docs[rows].astype(np.int64) + offset
+            hit = sorted_member(d, docs)
+            if not hit.any():
+                continue
+            t = tf[rows].astype(np.int64)
+            # Where each posting's positions start: the block's start (from
+            # the stats) plus the frequencies before it within the block.
+            before = np.cumsum(t) - t
+            counts = st.hi[b].astype(np.int64) - st.lo[b].astype(np.int64)
+            block_first = np.cumsum(counts) - counts
+            start = before - np.repeat(before[block_first], counts) + np.repeat(st.pos_lo[b], counts)
+            which, positions = f.positions_at(i, start[hit], t[hit])
+            keys.append((d[hit][which] << POSITION_BITS) + positions)
+        if not keys:
+            return np.zeros(0, np.int64)
+        return keys[0] if len(keys) == 1 else np.concatenate(keys)
+
+
+class UnionScorer:
+    """Any of several scorers; a document's score is the sum of theirs."""
+
+    def __init__(self, view, children):
+        self.view = view
+        self.children = list(children)
+        self.countable = all(c.countable for c in self.children)
+
+    def bound(self):
+        return sum((c.bound() for c in self.children), np.zeros(self.view.block_count))
+
+    def present(self):
+        return np.logical_or.reduce([c.present() for c in self.children],
+                                    initial=False) if self.children else np.zeros(self.view.block_count, bool)
+
+    def gather(self, blocks):
+        docs, scores, _ = merge([c.gather(blocks) for c in self.children])
+        return docs, scores
+
+    def mark(self, mask):
+        for c in self.children:
+            c.mark(mask)
+
+    def postings(self):
+        return sum(c.postings() for c in self.children)
+
+    def accumulate(self, blocks, scratch, m):
+        """Add this clause's scores in `blocks` into the query's (scratch.total, scratch.count)."""
+        if all(isinstance(c, TermScorer) for c in self.children):
+            # A word: its terms add into one accumulator, in order, then fold in.
+            n = 0
+            for c in self.children:
+                n = c.add(blocks, scratch.acc, scratch.touched, n)
+            return kernels.fold(scratch.acc, scratch.touched, n, scratch.total, scratch.count,
+                                scratch.total_touched, m)
+        return _accumulate_gathered(self, blocks, scratch, m)
+
+
+def _accumulate_gathered(scorer, blocks, scratch, m):
+    docs, scores = scorer.gather(blocks)
+    return kernels.fold_sparse(docs, scores, scratch.total, scratch.count, scratch.total_touched, m)
+
+
+class Scratch:
+    """One thread's accumulators, as long as the collection, all zero between queries.
+
+    Allocated with np.zeros (pages the OS hands out zeroed on first touch),
+    so a thread only pays for the part of the collection its queries touch.
+    """
+
+    def __init__(self, n_docs):
+        self.acc = np.zeros(n_docs)  # the current clause's scores
+        self.touched = np.zeros(n_docs, np.int64)
+        self.total = np.zeros(n_docs)  # the query's scores, summed over clauses
+        self.count = np.zeros(n_docs, np.int16)  # clauses matched
+        self.total_touched = np.zeros(n_docs, np.int64)
+        self.mask = np.zeros(n_docs, dtype=bool)  # documents matching, for counting
+        self.found = np.zeros(n_docs, np.int64)
+        self.clean = True
+
+    def take(self, view, blocks, m):
+        """(docs ascending, scores, counts) accumulated in `blocks`; the accumulators are cleared."""
+        docs = np.empty(m, np.int64)
+        scores = np.empty(m)
+        counts = np.empty(m, np.int16)
+        kernels.take_blocks(self.total, self.count, view.block_starts, blocks, docs, scores, counts)
+        return docs, scores, counts
+
+    def reset(self):
+        self.acc[:] = 0
+        self.total[:] = 0
+        self.count[:] = 0
+        self.mask[:] = False
+        self.clean = True
+
+
+class AllScorer:
+    """Every one of several scorers (a typed token that is several words)."""
+
+    countable = False
+
+    def __init__(self, view, children):
+        self.view = view
+        self.children = children
+
+    def bound(self):
+        return sum(c.bound() for c in self.children)
+
+    def present(self):
+        return np.logical_and.reduce([c.present() for c in self.children])
+
+    def accumulate(self, blocks, scratch, m):
+        return _accumulate_gathered(self, blocks, scratch, m)
+
+    def gather(self, blocks):
+        blocks = blocks[self.present()[blocks]]
+        docs, scores, count = merge([c.gather(blocks) for c in self.children])
+        every = count == len(self.children)
+        return docs[every], scores[every]
+
+
+class PhraseScorer:
+    """Groups of forms at consecutive positions in one field (a form per position).
+
+    A document's score is the BM25F of the phrase's terms in it, as for words;
+    only documents where the positions line up match. Candidates first, rarest
+    group first: positions are read only for documents holding every group.
+    """
+
+    countable = False
+
+    def __init__(self, view, groups):
+        self.view = view
+        self.groups = groups  # [[TermScorer, ...] per position]
+        self.terms = [t for g in groups for t in g]
+
+    def bound(self):
+        return sum(t.bound() for t in self.terms)
+
+    def present(self):
+        return np.logical_and.reduce([np.logical_or.reduce([t.present() for t in g]) for g in self.groups])
+
+    def accumulate(self, blocks, scratch, m):
+        return _accumulate_gathered(self, blocks, scratch, m)
+
+    def gather(self, blocks):
+        blocks = blocks[self.present()[blocks]]
+        if not len(blocks):
+            return EMPTY_DOCS, EMPTY_SCORES
+        gathered = [[t.gather(blocks) for t in g] for g in self.groups]
+        doc_sets = [g[0][0] if len(g) == 1 else np.unique(np.concatenate([d for d, _ in g]))
+                    for g in gathered]
+        order = sorted(range(len(doc_sets)), key=lambda k: len(doc_sets[k]))
+        candidates = doc_sets[order[0]]
+        for k in order[1:]:
+            if not len(candidates):
+                break
+            candidates = candidates[sorted_member(candidates, doc_sets[k])]
+        if not len(candidates):
+            return EMPTY_DOCS, EMPTY_SCORES
+        if all(len(g) == 1 for g in self.groups):
+            matched = self._verify(candidates)
+        else:
+            matched = self._verify_forms(candidates)
+        parts = []
+        for g in gathered:
+            for docs, scores in g:
+                keep = sorted_member(docs, matched)
+                parts.append((docs[keep], scores[keep]))
+        parts.insert(0, (matched, np.zeros(len(matched))))
+        docs, scores, _ = merge(parts)
+        return docs, scores
+
+    def _verify(self, candidates):
+        """The candidates (holding every word) where the words stand in order, one form each."""
+        view = self.view
+        n = len(candidates)
+        offsets = np.zeros((len(self.groups), n + 1), np.int64)
+        found, total = [], 0
+        for g, (term,) in enumerate(self.groups):
+            st = term.stats
+            starts = np.zeros(n, np.int64)
+            counts = np.zeros(n, np.int64)
+            for k, (f, i, offset) in enumerate(st.found):
+                b0, b1 = st.part_blocks[k]
+                a, b = np.searchsorted(candidates, view.block_starts[[b0, b1]])
+                if b <= a:
+                    continue
+                docs, tf = f.postings(i)
+                mine = candidates[a:b]
+                kernels.locate(mine - offset, view.block_of(mine), docs, tf, st.lo, st.pos_lo,
+                               starts[a:b], counts[a:b])
+                first = f.pos_starts[i] + starts[a:b]
+                found.append(f.positions[ranges(first, first + counts[a:b])].astype(np.int64))
+            offsets[g, 0] = total
+            offsets[g, 1:] = total + np.cumsum(counts)
+            total = int(offsets[g, -1])
+        matched = np.zeros(n, dtype=bool)
+        kernels.phrase_check(np.concatenate(found) if found else np.zeros(0, np.int64), offsets, matched)
+        return candidates[matched]
+
+    def _verify_forms(self, candidates):
+        """As _verify, for groups of several forms (a dagger-alef word's two spellings)."""
+        keys = None
+        for g in self.groups:
+            parts = [t.position_keys(candidates) for t in g]
+            # One term's keys are already sorted and unique (doc, then position).
+            group_keys = parts[0] if len(parts) == 1 else np.unique(np.concatenate(parts))
+            keys = group_keys if keys is None else group_keys[sorted_member(group_keys, keys + 1)]
+            if not len(keys):
+                return EMPTY_DOCS
+        return np.unique(keys >> POSITION_BITS)
+
+
+class Ranked:
+    """What `top` found: the best documents (sorted by document), and the count."""
+
+    def __init__(self):
+        self.docs = EMPTY_DOCS
+        self.scores = EMPTY_SCORES
+        self.counts = EMPTY_COUNTS
+        self.total = 0
+        self.exact = True  # total is every match (else a lower bound)
+        self.complete = True  # False when the deadline stopped the scoring
+        self.counted = []  # documents counted, when counting was by blocks
+        self.blocks_ranked = 0  # blocks scored for the ranking (the rest were skipped or only counted)
+
+
+def top(view, scorers, keep, depth, deadline, sort="relevance", counted_exactly=None):
+    """The `depth` best documents for `scorers` (one per counted clause), ties included.
+
+    `keep(docs)` says which of a batch's documents may be returned (live,
+    filters, exclusions). `counted_exactly` is the exact number of matches
+    when the caller counted them from the postings; otherwise matches are
+    counted by the blocks scored here, going on past the top k until
+    TRACK_TOTAL_HITS are counted or every block is.
+    """
+    out = Ranked()
+    present = np.zeros(view.block_count, np.int16)
+    bound = np.zeros(view.block_count)
+    for s in scorers:
+        present += s.present()
+        bound += s.bound()
+    if sort == "date":
+        block_key = np.where(present > 0, view.block_max_date, -np.inf).astype(np.float64)
+    else:
+        block_key = present * TIER + bound * (1 + BOUND_MARGIN) + BOUND_MARGIN
+    candidates = np.flatnonzero(present > 0)
+    order = candidates[np.argsort(-block_key[candidates], kind="stable")]
+    done = np.zeros(view.block_count, dtype=bool)
+    threshold = -np.inf
+    counting = counted_exactly is None
+    batch = FIRST_BATCH
+    i = 0
+    while i < len(order):
+        if deadline.passed():
+            out.complete = False
+            break
+        if block_key[order[i]] < threshold:
+            break  # no block left can reach the top `depth`
+        blocks = order[i:i + batch]
+        blocks = blocks[block_key[blocks] >= threshold]  # a prefix: `order` is by key
+        i += len(blocks)
+        out.blocks_ranked += len(blocks)
+        blocks = np.sort(blocks)
+        batch = min(batch * 2, MAX_BATCH)
+        done[blocks] = True
+        docs, scores, counts = _score(view, scorers, blocks)
+        ok = keep(docs)
+        docs, scores, counts = docs[ok], scores[ok], counts[ok]
+        if counting:
+            out.counted.append(docs)
+            out.total += len(docs)
+        out.docs = np.concatenate([out.docs, docs])
+        out.scores = np.concatenate([out.scores, scores])
+        out.counts = np.concatenate([out.counts, counts])
+        key = _key(view, out, sort)
+        if len(key) > depth:
+            threshold = np.partition(key, len(key) - depth)[len(key) - depth]
+            best = key >= threshold
+            out.docs, out.scores, out.counts = out.docs[best], out.scores[best], out.counts[best]
+    if counting:
+        # Past the top k, count on (no ranking) until the count is large
+        # enough to be reported as a lower bound, or exact.
+        rest = np.sort(candidates[~done[candidates]])
+        for start in range(0, len(rest), MAX_BATCH):
+            if out.total >= TRACK_TOTAL_HITS or deadline.passed():
+                out.exact = False
+                break
+            blocks = rest[start:start + MAX_BATCH]
+            docs, _, _ = _score(view, scorers, blocks)
+            docs = docs[keep(docs)]
+            out.counted.append(docs)
+            out.total += len(docs)
+        if not out.complete:
+            out.exact = False
+    else:
+        out.total = counted_exactly
+    order = np.argsort(out.docs, kind="stable")
+    out.docs, out.scores, out.counts = out.docs[order], out.scores[order], out.counts[order]
+    return out
+
+
+def matching(view, scorers):
+    """Every live document matched by any of `scorers` (all countable), ascending."""
+    scratch = view.scratch(Scratch)
+    if not scratch.clean:
+        scratch.reset()
+    scratch.clean = False
+    for s in scorers:
+        s.mark(scratch.mask)
+    m = kernels.collect(scratch.mask, view.live, scratch.found)
+    scratch.clean = True
+    return scratch.found[:m].copy()
+
+
+def _score(view, scorers, blocks):
+    """(docs, scores, clauses matched) of the documents in `blocks` (ascending)."""
+    scratch = view.scratch(Scratch)
+    if not scratch.clean:
+        scratch.reset()  # a query stopped by an error left values behind
+    scratch.clean = False
+    m = 0
+    for s in scorers:
+        m = s.accumulate(blocks, scratch, m)
+    out = scratch.take(view, blocks, m)
+    scratch.clean = True
+    return out
+
+
+def _key(view, ranked, sort):
+    if sort == "date":
+        return view.dates[ranked.docs].astype(np.float64)
+    return ranked.counts * TIER + ranked.scores

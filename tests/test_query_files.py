@@ -1,0 +1,197 @@
+"""The query files: derived from the Whoosh segments, exact, rebuilt when missing.
+
+Whoosh stays the index of record; each segment's `.arq` file (indexer.query_file)
+holds its postings as flat arrays for the query path. These tests check that
+the arrays say what Whoosh says, that an index without them (written by
+plain Whoosh or an older arsearch) or with a damaged one still serves the
+same results, and that the track_total_hits convention of `facets=false`
+holds.
+"""
+
+import random
+
+import numpy as np
+import pytest
+from whoosh.util.numeric import byte_to_length
+
+import schema
+from indexer import query_file, store
+from indexer.segment_writer import FastSegmentWriter
+from search_app import index_view, scoring
+from search_app.engine import SearchEngine
+from tests.conftest import index_records, sample_records
+from tests.reference.exhaustive_engine import SearchEngine as ExhaustiveEngine
+
+
+@pytest.fixture(scope="module")
+def sample_index(tmp_path_factory):
+    index = tmp_path_factory.mktemp("qf") / "ix"
+    records = sample_records()
+    index_records(index, records[:250])
+    index_records(index, records[250:])  # a second segment
+    return index
+
+
+def _arq_files(index):
+    return sorted(p.name for p in store.live_path(index).glob("*" + query_file.SUFFIX))
+
+
+def test_every_segment_has_a_query_file_that_says_what_whoosh_says(sample_index):
+    ix = store.open_index(sample_index)
+    reader = ix.reader()
+    leaves = list(reader.leaf_readers())
+    assert len(leaves) == 2
+    assert _arq_files(sample_index) == sorted(s.segment().segment_id() + ".arq" for s, _ in leaves)
+    rng = random.Random(3)
+    for segreader, _ in leaves:
+        qf = query_file.QueryFile.open(store.live_path(sample_index) / query_file.file_name(segreader.segment()))
+        assert qf.doc_count == segreader.doc_count_all()
+        for field in schema.QUERY_FIELDS:
+            f = qf.fields[field]
+            terms = list(segreader.lexicon(field))
+            assert [f.terms[i] for i in range(len(f))] == terms  # same terms, same order
+            for term in rng.sample(terms, min(150, len(terms))):
+                i = f.find(term)
+                docs, tf = f.postings(i)
+                m = segreader.postings(field, term)
+                want_docs, want_tf, want_positions = [], [], []
+                while m.is_active():
+                    want_docs.append(m.id())
+                    want_tf.append(m.weight())
+                    if f.positioned:
+                        want_positions.append(list(m.value_as("positions")))
+                    m.next()
+                assert docs.tolist() == want_docs, (field, term)
+                assert tf.astype(float).tolist() == want_tf, (field, term)
+                if f.positioned:
+                    counts = tf.astype(np.int64)
+                    which, positions = f.positions_at(i, np.cumsum(counts) - counts, counts)
+                    got = [positions[which == k].tolist() for k in range(len(docs))]
+                    assert got == want_positions, (field, term)
+            if f.lengths is not None:
+                # The lossy length byte Whoosh scores with.
+                assert [byte_to_length(b) for b in f.lengths.tolist()] == [
+                    segreader.doc_field_length(d, field) for d in range(segreader.doc_count_all())]
+        assert f.find("لا يوجد هذا".encode()) == -1
+
+
+def _results(engine, queries):
+    out = []
+    for q in queries:
+        r = engine.search(q, snippets=False)
+        out.append((r["total"], [(h["id"], h["score"]) for h in r["hits"]], r["facets"]))
+    return out
+
+
+QUERIES = ["رسول الله", '"قال رسول الله"', "الصلاة", "كتا*", "صلاه~", "كتاب -الصلاة", "القرآن الكريم"]
+
+
+def test_missing_and_damaged_query_files_are_rebuilt_from_the_segments(tmp_path):
+    index = tmp_path / "ix"
+    index_records(index, sample_records())
+    engine = SearchEngine(index, warmup=0)
+    before = _results(engine, QUERIES)
+    engine.close()
+    generation = store.live_path(index)
+    [arq] = list(generation.glob("*.arq"))
+    arq.unlink()  # as an index written by plain Whoosh or an older arsearch
+    engine = SearchEngine(index, warmup=0)
+    assert _results(engine, QUERIES) == before
+    engine.close()
+    assert arq.exists()  # written beside the segment for the next process
+    data = arq.read_bytes()
+    arq.write_bytes(data[: len(data) // 2])  # truncated
+    engine = SearchEngine(index, warmup=0)
+    assert _results(engine, QUERIES) == before
+    engine.close()
+    assert arq.read_bytes() == data
+    arq.write_bytes(b"not a query file")
+    store.verify_sizes(generation)  # derived data: never a reason to refuse the index
+
+
+def test_an_index_folder_that_cannot_be_written_gets_query_files_in_memory(tmp_path, monkeypatch):
+    index = tmp_path / "ix"
+    index_records(index, sample_records()[:80])
+    engine = SearchEngine(index, warmup=0)
+    before = _results(engine, QUERIES)
+    engine.close()
+    for arq in store.live_path(index).glob("*.arq"):
+        arq.unlink()
+
+    def read_only(*args, **kwargs):
+        raise PermissionError("read-only file system")
+
+    monkeypatch.setattr(query_file, "write_file", read_only)
+    engine = SearchEngine(index, warmup=0)
+    assert _results(engine, QUERIES) == before
+    engine.close()
+    assert not list(store.live_path(index).glob("*.arq"))
+
+
+def _same_as_exhaustive(index):
+    # A merge changes Whoosh's statistics a little (total lengths are summed
+    # again from the lossy length bytes), so compare with the exhaustive path
+    # on the same index, not with before the merge.
+    engine, reference = SearchEngine(index, warmup=0), ExhaustiveEngine(index, warmup=0)
+    try:
+        assert _results(engine, QUERIES) == _results(reference, QUERIES)
+    finally:
+        engine.close()
+        reference.close()
+
+
+def test_merged_segments_get_query_files_and_leave_no_stale_ones(tmp_path):
+    index = tmp_path / "ix"
+    records = sample_records()
+    for start in range(0, 90, 30):
+        index_records(index, records[start:start + 30])
+    assert len(_arq_files(index)) == 3
+    # arsearch's writer merging: the merged segment's file is written before its TOC.
+    writer = FastSegmentWriter(store.open_index(index), query_fields=schema.QUERY_FIELDS)
+    writer.commit(optimize=True)
+    ix = store.open_index(index)
+    assert len(ix._segments()) == 1
+    assert _arq_files(index) == [s.segment_id() + ".arq" for s in ix._segments()]
+    _same_as_exhaustive(index)
+    # Whoosh's own writer, which knows nothing of query files: the view builds them.
+    index_records(index, records[90:120])
+    writer = store.open_index(index).writer()
+    writer.commit(optimize=True)
+    _same_as_exhaustive(index)
+    ix = store.open_index(index)
+    assert _arq_files(index) == [s.segment_id() + ".arq" for s in ix._segments()]
+
+
+def test_without_facets_totals_past_the_threshold_are_a_lower_bound(sample_index, monkeypatch):
+    # Small blocks and a small threshold: the sample behaves as a large collection.
+    monkeypatch.setattr(index_view, "BLOCK_DOCS", 8)
+    engine = SearchEngine(sample_index, warmup=0)
+    exact = engine.search("الله", snippets=False)
+    phrase = engine.search('"رسول الله"', snippets=False)
+    assert exact["total_relation"] == "eq" and exact["total"] > 40
+    monkeypatch.setattr(scoring, "TRACK_TOTAL_HITS", 20)
+    fast = engine.search("الله", snippets=False, facets=False)
+    assert fast["facets"] == {}
+    assert fast["total_relation"] == "gte"
+    assert 20 <= fast["total"] <= exact["total"]
+    assert [h["id"] for h in fast["hits"]] == [h["id"] for h in exact["hits"]]
+    # With facets every match is counted (the facets need them): exact.
+    again = engine.search("الله", snippets=False, facets=True)
+    assert again["total"] == exact["total"] and again["total_relation"] == "eq"
+    fast_phrase = engine.search('"رسول الله"', snippets=False, facets=False)
+    assert fast_phrase["total_relation"] == ("gte" if phrase["total"] > 20 else "eq")
+    assert [h["id"] for h in fast_phrase["hits"]] == [h["id"] for h in phrase["hits"]]
+    # A rare word is counted exactly whatever the threshold.
+    rare = engine.search("الجزائر", snippets=False, facets=False)
+    assert rare["total_relation"] == "eq"
+    engine.close()
+
+
+def test_deep_pages_rank_again_deeper(sample_index):
+    engine = SearchEngine(sample_index, warmup=0)
+    first = engine.search("الله", page=1, limit=10, snippets=False)
+    deep = engine.search("الله", page=5, limit=10, snippets=False)
+    whole = engine.search("الله", page=1, limit=50, snippets=False)
+    assert [h["id"] for h in deep["hits"]] == [h["id"] for h in whole["hits"][40:50]]
+    assert [h["id"] for h in first["hits"]] == [h["id"] for h in whole["hits"][:10]]
+    engine.close()
