@@ -610,5 +610,10 @@ class FastSegmentWriter(SegmentWriter):
         else:
             self._close_segment()
         self.write_query_files(finalsegments)
+        if self.query_fields:
+            query_file.write_combined(self.storage, self.schema, finalsegments, self.generation,
+                                      self.query_fields, self.indexname)
         self._commit_toc(finalsegments)
+        if self.query_fields:
+            query_file.remove_stale_combined(self.storage.folder, self.indexname, self.generation)
         self._finish()

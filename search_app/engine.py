@@ -212,12 +212,29 @@ class SearchEngine:
     def _open_view(self) -> IndexView:
         view = IndexView(store.open_index(self.index_dir), SEARCH_FIELDS)
         if self.warmup > 0:
+            started = time.monotonic()
             view.warm(self.warmup)
-        # The cached postings are long-lived: keep the cyclic garbage
-        # collector from walking them on every full collection (seen:
-        # 40-70 ms pauses landing on unlucky queries).
+            self._warm_queries(view, self.warmup - (time.monotonic() - started))
+        # The view's tables are long-lived: keep the cyclic garbage collector
+        # from walking them on every full collection (seen: 40-70 ms pauses
+        # landing on unlucky queries).
         gc.freeze()
         return view
+
+    def _warm_queries(self, view, seconds):
+        """Run a few queries of frequent words on a new view, so that the first
+        requests do not pay for loading the compiled kernels (search_app.kernels,
+        ~0.3 s on first use in a process) or the frequent terms' statistics."""
+        exact_df, _ = view.sample_frequencies()
+        words = [w for w, _ in exact_df.most_common(6)]
+        if len(words) < 2:
+            return
+        deadline = Deadline(max(seconds, 0.0), self.clock)
+        for q in (words[0], f"{words[0]} {words[1]}", f'"{words[0]} {words[1]}"', f"{words[2]} -{words[3]}"):
+            for facets in (True, False):
+                if deadline.passed():
+                    return
+                self._run(view, q, None, None, None, None, "relevance", 10, facets, deadline)
 
     def close(self):
         """Close the index files once no request holds them (tests, embedding programs)."""
@@ -558,7 +575,7 @@ class SearchEngine:
         if any(counted) and scorers:
             matches = None
             if all(s.countable for s in scorers) and (
-                    facets or sum(s.postings() for s in scorers) <= scoring.TRACK_TOTAL_HITS):
+                    facets or sum(s.postings() for s in scorers) <= scoring.EXACT_COUNT_POSTINGS):
                 # Words: every match counted from the postings' document numbers.
                 matches = scoring.matching(view, scorers)
                 if filtered:

@@ -34,6 +34,7 @@ NO_DATE = -1
 POSITION_BITS = 24  # positions < 16M per field; doc numbers go above
 TERM_CACHE = 50_000  # (field, term) lookups remembered per view (small tuples)
 BLOCK_DOCS = 256  # documents per scoring block (search_app.scoring)
+STORED_CACHE = 2_000  # documents' stored fields kept per view (most recently shown)
 STATS_CACHE = 8_000  # terms whose block statistics are kept per view
 STATS_CACHE_MIN_POSTINGS = 512  # rarer terms' statistics are cheaper to compute again
 IO_BATCH = 256  # lexicon terms read per step of a prefix scan
@@ -177,21 +178,30 @@ class IndexView:
         self.N = reader.doc_count_all()
         self.doc_count = reader.doc_count()
         schema = ix.schema
-        self.files = []  # (QueryFile, doc offset)
+        folder = ix.storage.folder
+        # One file over every segment (written at commit, or combined now from
+        # the segments' files): the query path reads one set of arrays.
+        segments = [segreader.segment() for segreader, _ in self.leaves]
+        combined = query_file.open_combined(folder, segments, self.generation) if len(segments) > 1 else None
+        if combined is None:
+            per_segment = [query_file.open_or_build(folder, segreader, schema, QUERY_FIELDS, log)
+                           for segreader, _ in self.leaves]
+            if len(per_segment) > 1:
+                combined = query_file.combined_or_build(folder, per_segment, segments, self.generation)
+        self.files = [(combined, 0)] if combined is not None else [(qf, 0) for qf in per_segment]
         self.live = np.ones(self.N, dtype=bool)
-        # Scoring blocks: BLOCK_DOCS documents each, never across a segment.
-        starts, self.segment_blocks = [], {}
         for segreader, offset in self.leaves:
-            first = len(starts)
-            starts.extend(range(offset, offset + segreader.doc_count_all(), BLOCK_DOCS))
-            self.segment_blocks[offset] = (first, len(starts))
-        self.block_starts = np.array(starts + [self.N], dtype=np.int64)
-        self.block_count = len(starts)
-        for segreader, offset in self.leaves:
-            self.files.append((query_file.open_or_build(ix.storage.folder, segreader, schema, QUERY_FIELDS, log), offset))
             deleted = list(segreader.deleted_docs_set)
             if deleted:
                 self.live[offset + np.asarray(deleted, dtype=np.int64)] = False
+        # Scoring blocks: BLOCK_DOCS documents each, never across two files.
+        starts, self.segment_blocks = [], {}
+        for qf, offset in self.files:
+            first = len(starts)
+            starts.extend(range(offset, offset + qf.doc_count, BLOCK_DOCS))
+            self.segment_blocks[offset] = (first, len(starts))
+        self.block_starts = np.array(starts + [self.N], dtype=np.int64)
+        self.block_count = len(starts)
         self.avgfl = {}
         self.norm = {}
         for field in scored_fields:
@@ -202,6 +212,7 @@ class IndexView:
             self.norm[field] = K1 * ((1 - B) + B * LENGTH_OF_BYTE[lengths] / self.avgfl[field])
         self._terms = OrderedDict()
         self._stats = OrderedDict()
+        self._stored = OrderedDict()
         self._threads = threading.local()
         self._lock = threading.Lock()
         # Whoosh readers seek() and read() shared file objects: one thread at a time.
@@ -453,10 +464,25 @@ class IndexView:
         return sorted(seen)[:limit], True
 
     def stored(self, doc):
-        """A document's stored fields by document number, safe to write out."""
+        """A document's stored fields by document number, safe to write out.
+
+        The most recently shown documents are kept (STORED_CACHE of them):
+        reading one through Whoosh costs a seek, a decompression and an
+        unpickling, and the same documents come back on popular queries.
+        """
+        doc = int(doc)
+        with self._lock:
+            hit = self._stored.get(doc)
+            if hit is not None:
+                self._stored.move_to_end(doc)
+                return dict(hit)
         with self.io:
-            fields = self.searcher.stored_fields(int(doc))
-        return _safe_fields(fields)
+            fields = _safe_fields(self.searcher.stored_fields(doc))
+        with self._lock:
+            self._stored[doc] = fields
+            if len(self._stored) > STORED_CACHE:
+                self._stored.popitem(last=False)
+        return dict(fields)
 
     def document(self, doc_id):
         """The stored fields of the live document with id `doc_id`, or None."""

@@ -206,3 +206,100 @@ def phrase_check(positions, offsets, matched):
                 found = True
                 break
         matched[j] = found
+
+
+@njit(cache=True, nogil=True)
+def intersect(a, b, out):
+    """The values in both sorted arrays `a` and `b` (each without repeats), into `out`; returns how many."""
+    i = 0
+    j = 0
+    m = 0
+    while i < a.shape[0] and j < b.shape[0]:
+        if a[i] < b[j]:
+            i += 1
+        elif a[i] > b[j]:
+            j += 1
+        else:
+            out[m] = a[i]
+            m += 1
+            i += 1
+            j += 1
+    return m
+
+
+@njit(cache=True, nogil=True)
+def phrase_blocks(docs, tf, positions, post_base, pos_base, lo, hi, pos_lo, blocks, out_docs, out_rows):
+    """Documents in `blocks` where terms 0..k-1 stand at consecutive positions.
+
+    All terms are in one field of one query file: their postings are the
+    rows post_base[t] + lo[t, b] .. post_base[t] + hi[t, b] of `docs`/`tf`
+    in block b, and their positions start at pos_base[t] + pos_lo[t, b] in
+    `positions`. Walks the terms' postings together (a merge join on the
+    document), and for a document holding all of them checks the positions
+    of term 0 against the others by binary search. Writes each match's
+    document and its row per term (for scoring); returns how many.
+    """
+    k = post_base.shape[0]
+    r = np.zeros(k, np.int64)
+    end = np.zeros(k, np.int64)
+    p = np.zeros(k, np.int64)
+    m = 0
+    for j in range(blocks.shape[0]):
+        b = blocks[j]
+        for t in range(k):
+            r[t] = post_base[t] + lo[t, b]
+            end[t] = post_base[t] + hi[t, b]
+            p[t] = pos_base[t] + pos_lo[t, b]
+        while True:
+            done = False
+            top = -1
+            for t in range(k):
+                if r[t] >= end[t]:
+                    done = True
+                    break
+                if docs[r[t]] > top:
+                    top = docs[r[t]]
+            if done:
+                break
+            behind = False
+            for t in range(k):
+                while r[t] < end[t] and docs[r[t]] < top:
+                    p[t] += np.int64(tf[r[t]])
+                    r[t] += 1
+                if r[t] >= end[t]:
+                    behind = True
+                elif docs[r[t]] != top:
+                    behind = True
+            if behind:
+                continue
+            # Every term is in document `top`: check the positions.
+            found = False
+            n0 = np.int64(tf[r[0]])
+            for a in range(p[0], p[0] + n0):
+                x = positions[a]
+                every = True
+                for t in range(1, k):
+                    lo_i = p[t]
+                    hi_i = p[t] + np.int64(tf[r[t]])
+                    want = x + t
+                    while lo_i < hi_i:
+                        mid = (lo_i + hi_i) >> 1
+                        if positions[mid] < want:
+                            lo_i = mid + 1
+                        else:
+                            hi_i = mid
+                    if lo_i == p[t] + np.int64(tf[r[t]]) or positions[lo_i] != want:
+                        every = False
+                        break
+                if every:
+                    found = True
+                    break
+            if found:
+                out_docs[m] = top
+                for t in range(k):
+                    out_rows[t, m] = r[t]
+                m += 1
+            for t in range(k):
+                p[t] += np.int64(tf[r[t]])
+                r[t] += 1
+    return m

@@ -30,6 +30,9 @@ from search_app import kernels
 from search_app.index_view import EMPTY_DOCS, K1, POSITION_BITS
 
 TRACK_TOTAL_HITS = 10_000  # matches counted exactly at least up to this many
+# Words whose postings number at most this are counted exactly from them (a
+# mark per posting costs less than scoring blocks until TRACK_TOTAL_HITS).
+EXACT_COUNT_POSTINGS = 100_000
 FIRST_BATCH = 8  # blocks scored in the first batch; each next batch doubles
 MAX_BATCH = 256
 # Scores are sums of floats added in different orders: a bound gets a margin
@@ -112,22 +115,28 @@ class TermScorer:
             out.append((k, b, ranges(st.lo[b].astype(np.int64), st.hi[b].astype(np.int64))))
         return out
 
-    def gather(self, blocks):
-        """(docs, scores) of the term's postings in `blocks` (sorted ascending)."""
-        docs_out, scores_out = [], []
-        norm = self.view.norm[self.field]
+    def postings_in(self, blocks):
+        """(docs, tf as float) of the term's postings in `blocks` (sorted ascending)."""
+        docs_out, tf_out = [], []
         for k, _, rows in self._rows(blocks):
             f, i, offset = self.stats.found[k]
             docs, tf = f.postings(i)
-            d = docs[rows].astype(np.int64) + offset
-            t = tf[rows].astype(np.float64)
-            docs_out.append(d)
-            scores_out.append(self.coef * t / (t + norm[d]))
+            docs_out.append(docs[rows].astype(np.int64) + offset)
+            tf_out.append(tf[rows].astype(np.float64))
         if not docs_out:
             return EMPTY_DOCS, EMPTY_SCORES
         if len(docs_out) == 1:
-            return docs_out[0], scores_out[0]
-        return np.concatenate(docs_out), np.concatenate(scores_out)
+            return docs_out[0], tf_out[0]
+        return np.concatenate(docs_out), np.concatenate(tf_out)
+
+    def scores(self, docs, tf):
+        """BM25 of postings (docs, tf) of this term."""
+        return self.coef * tf / (tf + self.view.norm[self.field][docs])
+
+    def gather(self, blocks):
+        """(docs, scores) of the term's postings in `blocks` (sorted ascending)."""
+        docs, tf = self.postings_in(blocks)
+        return docs, self.scores(docs, tf)
 
     def postings(self):
         return self.stats.postings
@@ -316,28 +325,52 @@ class PhraseScorer:
         blocks = blocks[self.present()[blocks]]
         if not len(blocks):
             return EMPTY_DOCS, EMPTY_SCORES
-        gathered = [[t.gather(blocks) for t in g] for g in self.groups]
+        if len(self.view.files) == 1 and all(len(g) == 1 and len(g[0].stats.found) == 1 for g in self.groups):
+            return self._gather_compiled(blocks)
+        postings = [[t.postings_in(blocks) for t in g] for g in self.groups]
         doc_sets = [g[0][0] if len(g) == 1 else np.unique(np.concatenate([d for d, _ in g]))
-                    for g in gathered]
+                    for g in postings]
         order = sorted(range(len(doc_sets)), key=lambda k: len(doc_sets[k]))
         candidates = doc_sets[order[0]]
         for k in order[1:]:
             if not len(candidates):
                 break
-            candidates = candidates[sorted_member(candidates, doc_sets[k])]
+            out = np.empty(len(candidates), np.int64)
+            candidates = out[:kernels.intersect(candidates, doc_sets[k], out)]
         if not len(candidates):
             return EMPTY_DOCS, EMPTY_SCORES
         if all(len(g) == 1 for g in self.groups):
             matched = self._verify(candidates)
         else:
             matched = self._verify_forms(candidates)
-        parts = []
-        for g in gathered:
-            for docs, scores in g:
+        # Scores of the matched documents only, term by term as for words.
+        parts = [(matched, np.zeros(len(matched)))]
+        for g, terms in zip(postings, self.groups):
+            for (docs, tf), term in zip(g, terms):
                 keep = sorted_member(docs, matched)
-                parts.append((docs[keep], scores[keep]))
-        parts.insert(0, (matched, np.zeros(len(matched))))
+                parts.append((docs[keep], term.scores(docs[keep], tf[keep])))
         docs, scores, _ = merge(parts)
+        return docs, scores
+
+    def _gather_compiled(self, blocks):
+        """gather() for one query file and one form per position: one compiled pass."""
+        terms = [g[0] for g in self.groups]
+        f = terms[0].stats.found[0][0]
+        post_base = np.array([f.post_starts[t.stats.found[0][1]] for t in terms], np.int64)
+        pos_base = np.array([f.pos_starts[t.stats.found[0][1]] for t in terms], np.int64)
+        lo = np.stack([t.stats.lo for t in terms]).astype(np.int64)
+        hi = np.stack([t.stats.hi for t in terms]).astype(np.int64)
+        pos_lo = np.stack([t.stats.pos_lo for t in terms])
+        size = int((hi[0, blocks] - lo[0, blocks]).sum())
+        docs_out = np.empty(size, np.int64)
+        rows = np.empty((len(terms), size), np.int64)
+        m = kernels.phrase_blocks(f.docs, f.tf, f.positions, post_base, pos_base, lo, hi, pos_lo,
+                                  blocks, docs_out, rows)
+        docs = docs_out[:m]
+        # Scores as for words: the phrase's terms, in order, from zero.
+        scores = np.zeros(m)
+        for k, t in enumerate(terms):
+            scores += t.scores(docs, f.tf[rows[k, :m]].astype(np.float64))
         return docs, scores
 
     def _verify(self, candidates):
@@ -452,11 +485,17 @@ def top(view, scorers, keep, depth, deadline, sort="relevance", counted_exactly=
         # Past the top k, count on (no ranking) until the count is large
         # enough to be reported as a lower bound, or exact.
         rest = np.sort(candidates[~done[candidates]])
-        for start in range(0, len(rest), MAX_BATCH):
+        start = 0
+        while start < len(rest):
             if out.total >= TRACK_TOTAL_HITS or deadline.passed():
                 out.exact = False
                 break
-            blocks = rest[start:start + MAX_BATCH]
+            # As many blocks as the matches per block so far say are needed.
+            per_block = max(out.total, 1) / max(int(done.sum()), 1)
+            step = int(min(MAX_BATCH, max(FIRST_BATCH, 1.2 * (TRACK_TOTAL_HITS - out.total) / per_block)))
+            blocks = rest[start:start + step]
+            done[blocks] = True
+            start += step
             docs, _, _ = _score(view, scorers, blocks)
             docs = docs[keep(docs)]
             out.counted.append(docs)

@@ -33,7 +33,13 @@ def sample_index(tmp_path_factory):
 
 
 def _arq_files(index):
-    return sorted(p.name for p in store.live_path(index).glob("*" + query_file.SUFFIX))
+    """The segments' query files (the combined file of a commit starts with _)."""
+    return sorted(p.name for p in store.live_path(index).glob("*" + query_file.SUFFIX)
+                  if not p.name.startswith("_"))
+
+
+def _combined_files(index):
+    return sorted(p.name for p in store.live_path(index).glob("_*" + query_file.SUFFIX))
 
 
 def test_every_segment_has_a_query_file_that_says_what_whoosh_says(sample_index):
@@ -73,6 +79,42 @@ def test_every_segment_has_a_query_file_that_says_what_whoosh_says(sample_index)
                 assert [byte_to_length(b) for b in f.lengths.tolist()] == [
                     segreader.doc_field_length(d, field) for d in range(segreader.doc_count_all())]
         assert f.find("لا يوجد هذا".encode()) == -1
+
+
+def test_the_combined_file_is_every_segment_in_order(sample_index):
+    ix = store.open_index(sample_index)
+    reader = ix.reader()
+    leaves = list(reader.leaf_readers())
+    folder = store.live_path(sample_index)
+    assert _combined_files(sample_index) == [query_file.combined_name("MAIN", reader.generation())]
+    combined = query_file.open_combined(folder, [s.segment() for s, _ in leaves], reader.generation())
+    assert combined.doc_count == reader.doc_count_all()
+    parts = [(query_file.QueryFile.open(folder / query_file.file_name(s.segment())), offset)
+             for s, offset in leaves]
+    for field in schema.QUERY_FIELDS:
+        c = combined.fields[field]
+        terms = sorted({t for qf, _ in parts for t in (qf.fields[field].terms[i]
+                                                        for i in range(len(qf.fields[field])))})
+        assert [c.terms[i] for i in range(len(c))] == terms
+        for term in terms[:: max(1, len(terms) // 200)]:
+            docs, tf = c.postings(c.find(term))
+            want_docs, want_tf, want_pos, got_pos = [], [], [], []
+            for qf, offset in parts:
+                f = qf.fields[field]
+                i = f.find(term)
+                if i < 0:
+                    continue
+                d, t = f.postings(i)
+                want_docs += (d.astype(int) + offset).tolist()
+                want_tf += t.tolist()
+                if f.positioned:
+                    want_pos += f.positions[f.pos_starts[i]:f.pos_starts[i + 1]].tolist()
+            assert docs.tolist() == want_docs and tf.tolist() == want_tf, (field, term)
+            if c.positioned:
+                i = c.find(term)
+                assert c.positions[c.pos_starts[i]:c.pos_starts[i + 1]].tolist() == want_pos
+        if c.lengths is not None:
+            assert c.lengths.tolist() == [b for qf, _ in parts for b in qf.fields[field].lengths.tolist()]
 
 
 def _results(engine, queries):
@@ -170,6 +212,7 @@ def test_without_facets_totals_past_the_threshold_are_a_lower_bound(sample_index
     phrase = engine.search('"رسول الله"', snippets=False)
     assert exact["total_relation"] == "eq" and exact["total"] > 40
     monkeypatch.setattr(scoring, "TRACK_TOTAL_HITS", 20)
+    monkeypatch.setattr(scoring, "EXACT_COUNT_POSTINGS", 20)
     fast = engine.search("الله", snippets=False, facets=False)
     assert fast["facets"] == {}
     assert fast["total_relation"] == "gte"
