@@ -149,10 +149,9 @@ class _FieldArrays:
         self.terms, self.docs, self.tf, self.counts, self.positions = [], [], [], [], []
 
 
-def _read_field(reader, postfile, fieldname, fieldobj, stored_blocks):
-    """The arrays of one field of a segment, read through Whoosh's block decoders."""
-    out = _FieldArrays()
-    positioned = fieldobj.format is not None and fieldobj.format.supports("positions")
+def _stored_postings(reader, postfile, fieldname, fieldobj):
+    """(term, ids, weights, values) of one field of a segment, read through Whoosh's block decoders."""
+    positioned = fieldobj.format.supports("positions")
     for tbytes, terminfo in reader.iter_field(fieldname, b""):
         ids, weights, values = [], [], []
         for block_ids, block_weights, block_values in stored_blocks(postfile, terminfo, fieldobj.format):
@@ -160,19 +159,32 @@ def _read_field(reader, postfile, fieldname, fieldobj, stored_blocks):
             weights.extend(block_weights)
             if positioned:
                 values.extend(block_values)
+        yield tbytes, ids, weights, values
+
+
+def _field_arrays(postings, positioned):
+    """_FieldArrays of one field from its (term, ids, weights, values), in term order."""
+    out = _FieldArrays()
+    for tbytes, ids, weights, values in postings:
         out.terms.append(tbytes)
         out.docs.append(np.asarray(ids, dtype=np.int32))
         tf = np.asarray(weights, dtype=np.float64)
         out.tf.append(tf)
         if positioned:
-            counts = np.array([int.from_bytes(v[:4], "big") for v in values], dtype=np.int64)
+            counts = tf.astype(np.int64)
+            if not np.array_equal(counts, tf):  # a field boost: read each value's count
+                counts = np.array([int.from_bytes(v[:4], "big") for v in values], dtype=np.int64)
             out.counts.append(counts)
             out.positions.append(_decode_positions(values, counts))
-    return out, positioned
+    return out
 
 
-def build_arrays(reader, schema, fields) -> tuple:
-    """(header fields, {array name: ndarray}) for one open SegmentReader."""
+def build_arrays(reader, schema, fields, postings=None) -> tuple:
+    """(header fields, {array name: ndarray}) for one open SegmentReader.
+
+    `postings` ({field: [(term, ids, weights, values)]}, from the writer that
+    just wrote the segment) saves reading the postings back from its files.
+    """
     segment = reader.segment()
     postfile = segment.open_file(reader.storage(), W3Codec.POSTS_EXT)
     arrays = {}
@@ -183,7 +195,12 @@ def build_arrays(reader, schema, fields) -> tuple:
             if fieldname not in schema or fieldname not in reader.indexed_field_names():
                 continue
             fieldobj = schema[fieldname]
-            data, positioned = _read_field(reader, postfile, fieldname, fieldobj, stored_blocks)
+            positioned = fieldobj.format is not None and fieldobj.format.supports("positions")
+            if postings is not None and fieldname in postings:
+                source = postings[fieldname]
+            else:
+                source = _stored_postings(reader, postfile, fieldname, fieldobj)
+            data = _field_arrays(source, positioned)
             lengths = np.fromiter(map(len, data.terms), np.int64, len(data.terms))
             arrays[f"{fieldname}.terms"] = np.frombuffer(b"".join(data.terms), dtype=np.uint8)
             arrays[f"{fieldname}.term_starts"] = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
@@ -216,8 +233,8 @@ def build_arrays(reader, schema, fields) -> tuple:
     return header, arrays
 
 
-def _encode(header, arrays) -> bytes:
-    """The file's bytes: magic, header length, header, aligned arrays."""
+def _chunks(header, arrays):
+    """The file's bytes, piece by piece: magic, header length, header, aligned arrays."""
     layout, offset = {}, 0
     for name, array in arrays.items():
         layout[name] = [array.dtype.str, offset, int(array.size)]
@@ -226,17 +243,22 @@ def _encode(header, arrays) -> bytes:
     start = len(MAGIC) + 8 + len(head)
     start = -(-start // ALIGN) * ALIGN
     head += b" " * (start - len(MAGIC) - 8 - len(head))
-    parts = [MAGIC, len(head).to_bytes(8, "little"), head]
+    yield MAGIC + len(head).to_bytes(8, "little") + head
     for name, array in arrays.items():
-        data = np.ascontiguousarray(array).tobytes()
-        parts.append(data + b"\0" * (-len(data) % ALIGN))
-    return b"".join(parts)
+        data = memoryview(np.ascontiguousarray(array)).cast("B")
+        yield data
+        if len(data) % ALIGN:
+            yield b"\0" * (-len(data) % ALIGN)
 
 
-def write_file(folder, reader, schema, fields) -> Path:
+def _encode(header, arrays) -> bytes:
+    return b"".join(bytes(chunk) for chunk in _chunks(header, arrays))
+
+
+def write_file(folder, reader, schema, fields, postings=None) -> Path:
     """Write the .arq file of one segment (atomically: a reader never sees half of it)."""
     folder = Path(folder)
-    header, arrays = build_arrays(reader, schema, fields)
+    header, arrays = build_arrays(reader, schema, fields, postings)
     return _write(folder / file_name(reader.segment()), header, arrays)
 
 
@@ -244,7 +266,8 @@ def _write(path, header, arrays) -> Path:
     # A dot name: Whoosh's clean-up and arsearch's checksums skip it.
     tmp = path.parent / f".{path.name}.{os.getpid()}.tmp"
     with open(tmp, "wb") as f:
-        f.write(_encode(header, arrays))
+        for chunk in _chunks(header, arrays):
+            f.write(chunk)  # no copy of the whole file in memory
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
@@ -390,8 +413,12 @@ def combined_or_build(folder, files, segments, generation, indexname="MAIN"):
         return QueryFile.from_arrays(header, arrays)
 
 
-def write_for_segments(storage, schema, segments, fields) -> list:
-    """Write the missing .arq files of `segments` (called before their TOC is written)."""
+def write_for_segments(storage, schema, segments, fields, postings=None) -> list:
+    """Write the missing .arq files of `segments` (called before their TOC is written).
+
+    `postings` ({segment id: {field: [(term, ids, weights, values)]}}) are
+    postings the writer still holds, used instead of reading them back.
+    """
     folder = Path(storage.folder)
     written = []
     for segment in segments:
@@ -399,7 +426,8 @@ def write_for_segments(storage, schema, segments, fields) -> list:
             continue
         reader = SegmentReader(storage, schema, segment)
         try:
-            written.append(write_file(folder, reader, schema, fields))
+            held = (postings or {}).get(segment.segment_id())
+            written.append(write_file(folder, reader, schema, fields, held))
         finally:
             reader.close()
     return written

@@ -391,6 +391,7 @@ class FastSegmentWriter(SegmentWriter):
         super().__init__(ix, **kwargs)
         # Fields copied into each new segment's query file (indexer.query_file).
         self.query_fields = tuple(query_fields)
+        self._held = None  # the last flushed segment's postings, for its query file
         self.pool = MemoryPostings()
         self.segment_postings = segment_postings
         self.flushed_segments = []
@@ -509,6 +510,7 @@ class FastSegmentWriter(SegmentWriter):
         for source in merging:
             names.update(f for f in source.reader.indexed_field_names()
                          if f in schema and schema[f].format is not None)
+        held = {}
         for fieldname in sorted(names):
             fieldobj = schema[fieldname]
             lengths = self._field_lengths(pdr, fieldname, self.docnum) if fieldobj.scorable else None
@@ -516,11 +518,17 @@ class FastSegmentWriter(SegmentWriter):
             if merging:
                 self._merge_field(fieldname, fieldobj, terms, merging, lengths)
                 continue
+            # The query file's postings, kept while the segment is finished
+            # (references to the pool's lists, no copies).
+            keep = held.setdefault(fieldname, []) if fieldname in self.query_fields else None
             fieldwriter.start_field(fieldname, fieldobj)
             for tbytes in sorted(terms):
                 ids, weights, values = pool.sorted_entry(fieldname, tbytes)
                 fieldwriter.write_term(tbytes, ids, weights, values, lengths)
+                if keep is not None:
+                    keep.append((tbytes, ids, weights, values))
             fieldwriter.finish_field()
+        self._held = held if not merging else None
 
     def _merge_field(self, fieldname, fieldobj, terms, merging, lengths):
         """One field's postings from the pool and the merged segments, in document order.
@@ -591,6 +599,15 @@ class FastSegmentWriter(SegmentWriter):
         self.perdocwriter = self.codec.per_document_writer(self.storage, self.newsegment)
         self.fieldwriter = self.codec.field_writer(self.storage, self.newsegment)
         self._added = False
+
+    def _finalize_segment(self):
+        segment = super()._finalize_segment()
+        held, self._held = self._held, None
+        if self.query_fields and held is not None:
+            # Now, from the postings just written, not read back later.
+            query_file.write_for_segments(self.storage, self.schema, [segment], self.query_fields,
+                                          {segment.segment_id(): held})
+        return segment
 
     def write_query_files(self, segments):
         """The query files of `segments` that are missing (before they are in a TOC)."""

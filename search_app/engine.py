@@ -580,8 +580,11 @@ class SearchEngine:
                 matches = scoring.matching(view, scorers)
                 if filtered:
                     matches = matches[keep(matches)]
+            # With facets every match is counted (facets need them all),
+            # phrases included; without, up to scoring.TRACK_TOTAL_HITS.
             found = scoring.top(view, scorers, keep, depth, deadline, sort,
-                                None if matches is None else len(matches))
+                                None if matches is None else len(matches),
+                                track=None if facets else scoring.TRACK_TOTAL_HITS)
             if matches is None:
                 matches = np.sort(np.concatenate(found.counted)) if found.counted else EMPTY_DOCS
             total, exact = found.total, found.exact

@@ -188,7 +188,10 @@ class IndexView:
                            for segreader, _ in self.leaves]
             if len(per_segment) > 1:
                 combined = query_file.combined_or_build(folder, per_segment, segments, self.generation)
-        self.files = [(combined, 0)] if combined is not None else [(qf, 0) for qf in per_segment]
+        if combined is not None:
+            self.files = [(combined, 0)]  # (QueryFile, doc offset)
+        else:
+            self.files = [(qf, offset) for qf, (_, offset) in zip(per_segment, self.leaves)]
         self.live = np.ones(self.N, dtype=bool)
         for segreader, offset in self.leaves:
             deleted = list(segreader.deleted_docs_set)

@@ -13,12 +13,13 @@ its document-range form, which numpy runs as a few vector operations per
 batch; the ranking is the exhaustive one (tests/test_ranking_equivalence.py
 checks it against the old path), only the work changes.
 
-Counting: a query of words counts its matches exactly from the postings'
+Counting: a query of words can count its matches exactly from the postings'
 document numbers (a mark per posting, no score). A phrase is only a match
 once its positions are checked, so a query with a phrase counts the
-documents of the blocks it checked: exact when that is all of them, else
-at least TRACK_TOTAL_HITS (Elasticsearch's `track_total_hits` convention:
-`total_relation` "gte").
+documents of the blocks it checked. Facets need every match, so with facets
+every block is counted; without, counting stops once TRACK_TOTAL_HITS are
+found (Elasticsearch's `track_total_hits` convention: `total_relation`
+"gte"), and words with many postings are counted the same way.
 
 No Flask and no Whoosh here: the view gives arrays, this module gives ranked
 document numbers.
@@ -428,14 +429,15 @@ class Ranked:
         self.blocks_ranked = 0  # blocks scored for the ranking (the rest were skipped or only counted)
 
 
-def top(view, scorers, keep, depth, deadline, sort="relevance", counted_exactly=None):
+def top(view, scorers, keep, depth, deadline, sort="relevance", counted_exactly=None,
+        track=TRACK_TOTAL_HITS):
     """The `depth` best documents for `scorers` (one per counted clause), ties included.
 
     `keep(docs)` says which of a batch's documents may be returned (live,
     filters, exclusions). `counted_exactly` is the exact number of matches
     when the caller counted them from the postings; otherwise matches are
-    counted by the blocks scored here, going on past the top k until
-    TRACK_TOTAL_HITS are counted or every block is.
+    counted by the blocks scored here, going on past the top k until `track`
+    are counted (None: all of them) or every block is.
     """
     out = Ranked()
     present = np.zeros(view.block_count, np.int16)
@@ -487,12 +489,13 @@ def top(view, scorers, keep, depth, deadline, sort="relevance", counted_exactly=
         rest = np.sort(candidates[~done[candidates]])
         start = 0
         while start < len(rest):
-            if out.total >= TRACK_TOTAL_HITS or deadline.passed():
+            if (track is not None and out.total >= track) or deadline.passed():
                 out.exact = False
                 break
             # As many blocks as the matches per block so far say are needed.
             per_block = max(out.total, 1) / max(int(done.sum()), 1)
-            step = int(min(MAX_BATCH, max(FIRST_BATCH, 1.2 * (TRACK_TOTAL_HITS - out.total) / per_block)))
+            wanted = MAX_BATCH if track is None else 1.2 * (track - out.total) / per_block
+            step = int(min(MAX_BATCH, max(FIRST_BATCH, wanted)))
             blocks = rest[start:start + step]
             done[blocks] = True
             start += step

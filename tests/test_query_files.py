@@ -221,6 +221,8 @@ def test_without_facets_totals_past_the_threshold_are_a_lower_bound(sample_index
     # With facets every match is counted (the facets need them): exact.
     again = engine.search("الله", snippets=False, facets=True)
     assert again["total"] == exact["total"] and again["total_relation"] == "eq"
+    counted = engine.search('"رسول الله"', snippets=False)  # facets: every match counted
+    assert counted["total_relation"] == "eq" and counted["total"] == phrase["total"]
     fast_phrase = engine.search('"رسول الله"', snippets=False, facets=False)
     assert fast_phrase["total_relation"] == ("gte" if phrase["total"] > 20 else "eq")
     assert [h["id"] for h in fast_phrase["hits"]] == [h["id"] for h in phrase["hits"]]
