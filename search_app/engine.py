@@ -648,18 +648,12 @@ class SearchEngine:
         top = np.array([i for i in order[:PHRASE_BONUS_CANDIDATES] if matched_count[i] >= full], dtype=np.int64)
         if not len(top):
             return bonus
-        candidates = np.unique(docs[top])
-        keys = []
-        for s in stems:
-            if deadline.passed():
-                return bonus
-            keys.append(TermScorer(view, "text", s, 1.0).position_keys(candidates))
-        first = keys[0]
-        together = np.ones(len(first), dtype=bool)
+        terms = [TermScorer(view, "text", s, 1.0) for s in stems]
+        if deadline.passed():
+            return bonus
         # The stemmed stream keeps a stopword's position, so allow a gap of one.
-        for k in range(1, full):
-            together &= sorted_member(first + k, keys[k]) | sorted_member(first + 2 * k, keys[k])
-        found = np.unique(first[together] >> POSITION_BITS)
+        candidates = scoring.holding_all(view, terms, np.unique(docs[top]))
+        found = candidates[scoring.in_sequence(view, terms, candidates, gap=True)]
         bonus[top[sorted_member(docs[top], found)]] = 1
         return bonus
 

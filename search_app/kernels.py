@@ -176,11 +176,26 @@ def locate(cands, cand_blocks, docs, tf, lo, pos_lo, starts, counts):
 
 
 @njit(cache=True, nogil=True)
-def phrase_check(positions, offsets, matched):
+def _holds(positions, a, b, want):
+    """Whether the sorted positions[a:b] hold `want` (binary search)."""
+    end = b
+    while a < b:
+        mid = (a + b) >> 1
+        if positions[mid] < want:
+            a = mid + 1
+        else:
+            b = mid
+    return a < end and positions[a] == want
+
+
+@njit(cache=True, nogil=True)
+def phrase_check(positions, offsets, matched, gap):
     """For each candidate j: does a position p of group 0 have p + g in group g, for every g?
 
-    Group g's positions of candidate j are positions[offsets[g, j]:offsets[g, j + 1]],
-    ascending. Sets matched[j].
+    With `gap`, p + 2g also counts (the stemmed stream keeps a stopword's
+    position, so two words may stand one stopword apart). Group g's positions
+    of candidate j are positions[offsets[g, j]:offsets[g, j + 1]], ascending.
+    Sets matched[j].
     """
     groups = offsets.shape[0]
     for j in range(offsets.shape[1] - 1):
@@ -191,15 +206,7 @@ def phrase_check(positions, offsets, matched):
             for g in range(1, groups):
                 a = offsets[g, j]
                 b = offsets[g, j + 1]
-                want = p + g
-                # binary search in the group's sorted positions
-                while a < b:
-                    mid = (a + b) >> 1
-                    if positions[mid] < want:
-                        a = mid + 1
-                    else:
-                        b = mid
-                if a == offsets[g, j + 1] or positions[a] != want:
+                if not (_holds(positions, a, b, p + g) or (gap and _holds(positions, a, b, p + 2 * g))):
                     every = False
                     break
             if every:

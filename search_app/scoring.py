@@ -376,31 +376,7 @@ class PhraseScorer:
 
     def _verify(self, candidates):
         """The candidates (holding every word) where the words stand in order, one form each."""
-        view = self.view
-        n = len(candidates)
-        offsets = np.zeros((len(self.groups), n + 1), np.int64)
-        found, total = [], 0
-        for g, (term,) in enumerate(self.groups):
-            st = term.stats
-            starts = np.zeros(n, np.int64)
-            counts = np.zeros(n, np.int64)
-            for k, (f, i, offset) in enumerate(st.found):
-                b0, b1 = st.part_blocks[k]
-                a, b = np.searchsorted(candidates, view.block_starts[[b0, b1]])
-                if b <= a:
-                    continue
-                docs, tf = f.postings(i)
-                mine = candidates[a:b]
-                kernels.locate(mine - offset, view.block_of(mine), docs, tf, st.lo, st.pos_lo,
-                               starts[a:b], counts[a:b])
-                first = f.pos_starts[i] + starts[a:b]
-                found.append(f.positions[ranges(first, first + counts[a:b])].astype(np.int64))
-            offsets[g, 0] = total
-            offsets[g, 1:] = total + np.cumsum(counts)
-            total = int(offsets[g, -1])
-        matched = np.zeros(n, dtype=bool)
-        kernels.phrase_check(np.concatenate(found) if found else np.zeros(0, np.int64), offsets, matched)
-        return candidates[matched]
+        return candidates[in_sequence(self.view, [g[0] for g in self.groups], candidates)]
 
     def _verify_forms(self, candidates):
         """As _verify, for groups of several forms (a dagger-alef word's two spellings)."""
@@ -413,6 +389,47 @@ class PhraseScorer:
             if not len(keys):
                 return EMPTY_DOCS
         return np.unique(keys >> POSITION_BITS)
+
+
+def in_sequence(view, terms, candidates, gap=False):
+    """Mask over `candidates` (sorted; each holds every term): the terms stand
+    at consecutive positions (with `gap`, a position may be skipped between
+    two of them). Reads the positions of the candidates only."""
+    n = len(candidates)
+    offsets = np.zeros((len(terms), n + 1), np.int64)
+    found, total = [], 0
+    for g, term in enumerate(terms):
+        st = term.stats
+        starts = np.zeros(n, np.int64)
+        counts = np.zeros(n, np.int64)
+        for k, (f, i, offset) in enumerate(st.found):
+            b0, b1 = st.part_blocks[k]
+            a, b = np.searchsorted(candidates, view.block_starts[[b0, b1]])
+            if b <= a:
+                continue
+            docs, tf = f.postings(i)
+            mine = candidates[a:b]
+            kernels.locate(mine - offset, view.block_of(mine), docs, tf, st.lo, st.pos_lo,
+                           starts[a:b], counts[a:b])
+            first = f.pos_starts[i] + starts[a:b]
+            found.append(f.positions[ranges(first, first + counts[a:b])].astype(np.int64))
+        offsets[g, 0] = total
+        offsets[g, 1:] = total + np.cumsum(counts)
+        total = int(offsets[g, -1])
+    matched = np.zeros(n, dtype=bool)
+    kernels.phrase_check(np.concatenate(found) if found else np.zeros(0, np.int64), offsets, matched, gap)
+    return matched
+
+
+def holding_all(view, terms, docs):
+    """The documents of `docs` (sorted) that hold every one of `terms`."""
+    blocks = np.unique(view.block_of(docs))
+    for term in terms:
+        if not len(docs):
+            break
+        held, _ = term.postings_in(blocks)
+        docs = docs[sorted_member(docs, held)]
+    return docs
 
 
 class Ranked:
