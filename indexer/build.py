@@ -15,7 +15,6 @@ import sys
 import time
 import zlib
 from dataclasses import dataclass, field
-from pathlib import Path
 
 
 import schema as schema_module

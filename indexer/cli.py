@@ -2,7 +2,6 @@
 
 The program and its other commands live in `search_app.cli`."""
 
-import argparse
 import json
 import sys
 

@@ -47,7 +47,7 @@ from indexer.normalize import normalize, words as normalized_words
 from schema import FIELD_BOOSTS, SEARCH_FIELDS
 from search_app import highlight, keyboard
 from search_app import scoring
-from search_app.index_view import EMPTY_DOCS, POSITION_BITS, IndexView, safe_text
+from search_app.index_view import EMPTY_DOCS, IndexView, safe_text
 from search_app.scoring import AllScorer, PhraseScorer, TermScorer, UnionScorer, sorted_member
 from search_app.query import Phrase, Word, counted_clauses, parse
 from search_app.spelling import edit_distance
@@ -704,7 +704,7 @@ class SearchEngine:
         exacts, stems = result["exacts"], result["stems"]
         hits = []
         for doc, score in zip(ranked, scores):
-            fields = view.stored(doc)
+            fields = view.stored(doc, text=snippets)
             text = fields.get("text") or ""
             if not snippets:
                 hits.append({

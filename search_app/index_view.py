@@ -34,7 +34,7 @@ NO_DATE = -1
 POSITION_BITS = 24  # positions < 16M per field; doc numbers go above
 TERM_CACHE = 50_000  # (field, term) lookups remembered per view (small tuples)
 BLOCK_DOCS = 256  # documents per scoring block (search_app.scoring)
-STORED_CACHE = 2_000  # documents' stored fields kept per view (most recently shown)
+STORED_CACHE = 20_000  # documents' stored fields but the text, kept per view
 STATS_CACHE = 8_000  # terms whose block statistics are kept per view
 STATS_CACHE_MIN_POSTINGS = 512  # rarer terms' statistics are cheaper to compute again
 IO_BATCH = 256  # lexicon terms read per step of a prefix scan
@@ -43,7 +43,6 @@ DISPLAY_SCAN_CHARS = 20_000  # of a text, looking for how a term is written
 # The length a Whoosh length byte stands for (byte_to_length as a table).
 LENGTH_OF_BYTE = np.array([byte_to_length(b) for b in range(256)], dtype=np.float64)
 EMPTY_DOCS = np.zeros(0, np.int32)
-EMPTY_KEYS = np.zeros(0, np.int64)
 
 # A lone surrogate (U+D800..U+DFFF) is a code point no encoding can write:
 # one stored in an index (a JSON "\ud800" escape, accepted before the indexer
@@ -466,26 +465,30 @@ class IndexView:
                 seen.add(f.term(i))
         return sorted(seen)[:limit], True
 
-    def stored(self, doc):
+    def stored(self, doc, text=True):
         """A document's stored fields by document number, safe to write out.
 
-        The most recently shown documents are kept (STORED_CACHE of them):
-        reading one through Whoosh costs a seek, a decompression and an
-        unpickling, and the same documents come back on popular queries.
+        Without `text`, the fields but the text: those of the most recently
+        shown documents are kept (STORED_CACHE of them, small), since reading
+        one through Whoosh costs a seek, a decompression of the whole record
+        and an unpickling, and the same documents come back on popular
+        queries. The text is always read (it can be megabytes).
         """
         doc = int(doc)
-        with self._lock:
-            hit = self._stored.get(doc)
-            if hit is not None:
-                self._stored.move_to_end(doc)
-                return dict(hit)
+        if not text:
+            with self._lock:
+                hit = self._stored.get(doc)
+                if hit is not None:
+                    self._stored.move_to_end(doc)
+                    return dict(hit)
         with self.io:
             fields = _safe_fields(self.searcher.stored_fields(doc))
+        meta = {name: value for name, value in fields.items() if name != "text"}
         with self._lock:
-            self._stored[doc] = fields
+            self._stored[doc] = meta
             if len(self._stored) > STORED_CACHE:
                 self._stored.popitem(last=False)
-        return dict(fields)
+        return fields if text else dict(meta)
 
     def document(self, doc_id):
         """The stored fields of the live document with id `doc_id`, or None."""

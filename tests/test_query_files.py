@@ -98,7 +98,7 @@ def test_the_combined_file_is_every_segment_in_order(sample_index):
         assert [c.terms[i] for i in range(len(c))] == terms
         for term in terms[:: max(1, len(terms) // 200)]:
             docs, tf = c.postings(c.find(term))
-            want_docs, want_tf, want_pos, got_pos = [], [], [], []
+            want_docs, want_tf, want_pos = [], [], []
             for qf, offset in parts:
                 f = qf.fields[field]
                 i = f.find(term)

@@ -13,7 +13,7 @@ from whoosh.qparser import MultifieldParser, QueryParser
 from whoosh.writing import SegmentWriter
 
 import schema
-from indexer import query_file, segment_writer
+from indexer import query_file
 from indexer.records import make_document
 from indexer.segment_writer import BatchCodec, BatchFieldWriter, FastSegmentWriter
 
