@@ -24,6 +24,12 @@ for several plain words, documents where the words stand together as a
 phrase; then the BM25F score (Whoosh's formula) summed over the stemmed and
 exact fields with the boosts of `schema.FIELD_BOOSTS`, so an exact-form match
 outranks a stem-only one.
+
+Stages: the query is parsed (search_app.query), each atom becomes a scorer
+over the view's query files (the plan, here), search_app.scoring finds the
+best documents block by block without scoring what cannot reach the top,
+the ranking above orders them, and the hits are presented with snippets
+(search_app.highlight).
 """
 
 import gc
@@ -63,7 +69,7 @@ MAX_SUGGESTION_WORDS = 4  # distinct query words did-you-mean looks at
 MAX_COMPLETION_SCAN = 2_000  # lexicon terms read per completion request
 PHRASE_BONUS_CANDIDATES = 100
 DEFAULT_TIME_LIMIT = 1.0  # seconds
-DEFAULT_WARMUP = 3.0  # seconds spent loading the most frequent terms per generation
+DEFAULT_WARMUP = 3.0  # at most, per generation: page in the query file, load the kernels
 FEW_RESULTS = 3  # below this, look for a spelling suggestion
 RESULT_CACHE_SIZE = 512
 MAX_TITLE_CHARS = 1_000  # a longer title is cut at a space and ends with …
@@ -521,9 +527,9 @@ class SearchEngine:
     def _run(self, view, q, source, tag, start_date, end_date, sort, depth, facets, deadline) -> dict:
         """The best `depth` documents for `q` (ties included), the count and facets.
 
-        With `facets`, every match is counted (facets need them all); without,
-        matches are counted exactly up to scoring.TRACK_TOTAL_HITS and the
-        ranking skips what cannot reach the top (`total_relation` "gte").
+        Words are always counted exactly. A phrase's matches are counted by
+        checking positions: all of them with `facets` (facets need them all),
+        else up to scoring.TRACK_TOTAL_HITS (`total_relation` "gte").
         """
         parsed = parse(q)
         # Exclusions first: a document may only be returned once every
@@ -574,8 +580,7 @@ class SearchEngine:
         exact = True
         if any(counted) and scorers:
             matches = None
-            if all(s.countable for s in scorers) and (
-                    facets or sum(s.postings() for s in scorers) <= scoring.EXACT_COUNT_POSTINGS):
+            if all(s.countable for s in scorers):
                 # Words: every match counted from the postings' document numbers.
                 matches = scoring.matching(view, scorers)
                 if filtered:

@@ -55,9 +55,10 @@ SCHEMAS = {
         {
             "query": {"type": "string"},
             "total": {"type": "integer", "minimum": 0, "description": (
-                "Matching documents: exact when total_relation is \"eq\"; with facets=false a "
-                f"lower bound (at least {TRACK_TOTAL_HITS}) when counting every match would cost "
-                "more than ranking the top ones, as Elasticsearch's track_total_hits.")},
+                "Matching documents: exact when total_relation is \"eq\". With facets=false, a "
+                f"query with a phrase past {TRACK_TOTAL_HITS} matches gets a lower bound (at least "
+                f"{TRACK_TOTAL_HITS}), as Elasticsearch's track_total_hits: checking every "
+                "candidate's positions would cost more than ranking the top ones.")},
             "total_relation": {"type": "string", "enum": ["eq", "gte"], "description": (
                 "\"eq\": total is exact; \"gte\": total is a lower bound.")},
             "page": {"type": "integer", "minimum": 1},

@@ -278,6 +278,7 @@ def test_openapi_is_3_1_with_valid_schemas(spec):
     ("/api/search?q=المدرسة&sort=date&limit=100", 200, "SearchResult"),
     ("/api/search?q=زرافة", 200, "SearchResult"),
     ("/api/search?q=الكتاب&snippets=false", 200, "SearchResult"),
+    ("/api/search?q=الكتاب&snippets=false&facets=false", 200, "SearchResult"),
     ("/api/documents/quran:2:255?q=الله", 200, "Document"),
     ("/api/documents/sub/a.md", 200, "Document"),
     ("/api/suggest?q=الك", 200, "Suggestions"),
@@ -299,6 +300,17 @@ def test_snippets_false_gives_the_same_hits_without_snippets(client):
     assert any("<mark>" in h["snippet"] for h in full["hits"])
     error = get_json(client, "/api/search?q=الكتاب&snippets=maybe", 400)
     assert error["error"]["message"] == "snippets must be true or false, got 'maybe'"
+
+
+def test_facets_false_gives_the_same_hits_without_facet_counts(client):
+    full = get_json(client, "/api/search?q=الله")
+    fast = get_json(client, "/api/search?q=الله&facets=false&snippets=false")
+    assert full["facets"]["source"] and fast["facets"] == {}
+    assert [h["id"] for h in fast["hits"]] == [h["id"] for h in full["hits"]]
+    # The sample is far below 10,000 matches: the total stays exact.
+    assert fast["total"] == full["total"] and fast["total_relation"] == full["total_relation"] == "eq"
+    error = get_json(client, "/api/search?q=الله&facets=sometimes", 400)
+    assert error["error"]["message"] == "facets must be true or false, got 'sometimes'"
 
 
 def test_openapi_schemas_reject_wrong_shapes(spec):
