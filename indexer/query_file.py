@@ -322,14 +322,14 @@ def combine(files, segments) -> tuple:
             n = np.diff(field.post_starts.astype(np.int64))
             start = post_starts[g] + post_filled[g]
             post_filled[g] += n
-            dest = _ranges(start, start + n)
+            dest = ranges(start, start + n)
             docs[dest] = field.docs.astype(np.int64) + offset
             tf[dest] = field.tf
             if info["positions"]:
                 n = np.diff(field.pos_starts.astype(np.int64))
                 start = pos_starts[g] + pos_filled[g]
                 pos_filled[g] += n
-                positions[_ranges(start, start + n)] = field.positions
+                positions[ranges(start, start + n)] = field.positions
         lengths = np.fromiter(map(len, merged), np.int64, len(merged))
         arrays[f"{name}.terms"] = np.frombuffer(b"".join(merged), dtype=np.uint8)
         arrays[f"{name}.term_starts"] = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
@@ -354,7 +354,8 @@ def combine(files, segments) -> tuple:
     return header, arrays
 
 
-def _ranges(lo, hi):
+def ranges(lo, hi):
+    """The indexes lo[0]..hi[0]-1, lo[1]..hi[1]-1, ... as one array."""
     counts = hi - lo
     total = int(counts.sum())
     if not total:

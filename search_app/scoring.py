@@ -28,6 +28,7 @@ document numbers.
 
 import numpy as np
 
+from indexer.query_file import ranges
 from search_app import kernels
 from search_app.index_view import EMPTY_DOCS, K1, POSITION_BITS
 
@@ -40,15 +41,6 @@ BOUND_MARGIN = 1e-9
 TIER = 1e6  # key = matched clauses * TIER + score (BM25 sums stay far below)
 EMPTY_SCORES = np.zeros(0)
 EMPTY_COUNTS = np.zeros(0, np.int16)
-
-
-def ranges(lo, hi):
-    """The indexes lo[0]..hi[0]-1, lo[1]..hi[1]-1, ... as one array."""
-    counts = hi - lo
-    total = int(counts.sum())
-    if not total:
-        return np.zeros(0, np.int64)
-    return np.repeat(lo - (np.cumsum(counts) - counts), counts) + np.arange(total)
 
 
 def merge(parts):
