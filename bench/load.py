@@ -226,16 +226,10 @@ def client(port, workload, results, seed, finished):
     try:
         while not finished.is_set():
             kind, path = workload.request(rng)
-            t0 = time.perf_counter()
             try:
-                conn.request("GET", path)
-                resp = conn.getresponse()
-                body = resp.read()
-                ms = (time.perf_counter() - t0) * 1000
-                if resp.will_close:
-                    conn.close()  # http.client reconnects on the next request
-                if resp.status != 200:
-                    results.error(kind, f"HTTP {resp.status}", f"{path[:80]} -> {body[:160]!r}")
+                status, body, ms = timed_get(conn, path)
+                if status != 200:
+                    results.error(kind, f"HTTP {status}", f"{path[:80]} -> {body[:160]!r}")
                     continue
                 if kind == "search":
                     ids = [h["id"] for h in json.loads(body)["hits"]]
@@ -253,6 +247,18 @@ def client(port, workload, results, seed, finished):
                 conn.close()
     finally:
         conn.close()
+
+
+def timed_get(conn, path) -> tuple:
+    """(status, body, ms) of one GET on a keep-alive connection."""
+    t0 = time.perf_counter()
+    conn.request("GET", path)
+    resp = conn.getresponse()
+    body = resp.read()
+    ms = (time.perf_counter() - t0) * 1000
+    if resp.will_close:
+        conn.close()  # http.client reconnects on the next request
+    return resp.status, body, ms
 
 
 def slow_client(port, stop, cuts):

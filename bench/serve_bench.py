@@ -132,16 +132,11 @@ def run(port, queries, clients, passes, params, seconds) -> dict:
     def client():
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=REQUEST_TIMEOUT)
         while time.monotonic() < stop_at and (i := next(counter)) < len(work):
-            t0 = time.perf_counter()
             try:
-                conn.request("GET", "/api/search?" + urlencode({"q": work[i], "limit": 10}) + suffix)
-                resp = conn.getresponse()
-                body = resp.read()
-                ms = (time.perf_counter() - t0) * 1000
-                if resp.will_close:
-                    conn.close()  # http.client reconnects on the next request
-                if resp.status != 200:
-                    raise RuntimeError(f"HTTP {resp.status}: {body[:160]!r}")
+                status, body, ms = load.timed_get(
+                    conn, "/api/search?" + urlencode({"q": work[i], "limit": 10}) + suffix)
+                if status != 200:
+                    raise RuntimeError(f"HTTP {status}: {body[:160]!r}")
                 if json.loads(body).get("partial"):
                     partial.append(i)
                 latencies.append(ms)

@@ -26,6 +26,8 @@ No Flask and no Whoosh here: the view gives arrays, this module gives ranked
 document numbers.
 """
 
+from contextlib import contextmanager
+
 import numpy as np
 
 from indexer.query_file import ranges
@@ -156,32 +158,33 @@ class TermScorer:
         return kernels.fold(scratch.acc, scratch.touched, n, scratch.total, scratch.count,
                             scratch.total_touched, m)
 
+    def positions(self, candidates):
+        """(counts, positions): how many positions each candidate document has and
+        all of them, candidate after candidate. `candidates` (sorted) must hold the term."""
+        st = self.stats
+        view = self.view
+        counts = np.zeros(len(candidates), np.int64)
+        found = []
+        for k, (f, i, offset) in enumerate(st.found):
+            b0, b1 = st.part_blocks[k]
+            a, b = np.searchsorted(candidates, view.block_starts[[b0, b1]])
+            if b <= a:
+                continue
+            docs, tf = f.postings(i)
+            mine = candidates[a:b]
+            starts = np.zeros(b - a, np.int64)
+            kernels.locate(mine - offset, view.block_of(mine), docs, tf, st.lo, st.pos_lo, starts, counts[a:b])
+            found.append(f.positions_at(i, starts, counts[a:b])[1])
+        return counts, (np.concatenate(found) if found else np.zeros(0, np.int64))
+
     def position_keys(self, docs):
         """Sorted doc << POSITION_BITS | position keys of the term in `docs` (sorted, unique)."""
         if not len(docs):
             return np.zeros(0, np.int64)
-        blocks = np.unique(self.view.block_of(docs))
-        keys = []
-        st = self.stats
-        for k, b, rows in self._rows(blocks):
-            f, i, offset = st.found[k]
-            all_docs, tf = f.postings(i)
-            d = all_docs[rows].astype(np.int64) + offset
-            hit = sorted_member(d, docs)
-            if not hit.any():
-                continue
-            t = tf[rows].astype(np.int64)
-            # Where each posting's positions start: the block's start (from
-            # the stats) plus the frequencies before it within the block.
-            before = np.cumsum(t) - t
-            counts = st.hi[b].astype(np.int64) - st.lo[b].astype(np.int64)
-            block_first = np.cumsum(counts) - counts
-            start = before - np.repeat(before[block_first], counts) + np.repeat(st.pos_lo[b], counts)
-            which, positions = f.positions_at(i, start[hit], t[hit])
-            keys.append((d[hit][which] << POSITION_BITS) + positions)
-        if not keys:
-            return np.zeros(0, np.int64)
-        return keys[0] if len(keys) == 1 else np.concatenate(keys)
+        held, _ = self.postings_in(np.unique(self.view.block_of(docs)))
+        docs = docs[sorted_member(docs, held)]
+        counts, positions = self.positions(docs)
+        return (np.repeat(docs.astype(np.int64), counts) << POSITION_BITS) + positions
 
 
 class UnionScorer:
@@ -383,20 +386,8 @@ def in_sequence(view, terms, candidates, gap=False):
     offsets = np.zeros((len(terms), n + 1), np.int64)
     found, total = [], 0
     for g, term in enumerate(terms):
-        st = term.stats
-        starts = np.zeros(n, np.int64)
-        counts = np.zeros(n, np.int64)
-        for k, (f, i, offset) in enumerate(st.found):
-            b0, b1 = st.part_blocks[k]
-            a, b = np.searchsorted(candidates, view.block_starts[[b0, b1]])
-            if b <= a:
-                continue
-            docs, tf = f.postings(i)
-            mine = candidates[a:b]
-            kernels.locate(mine - offset, view.block_of(mine), docs, tf, st.lo, st.pos_lo,
-                           starts[a:b], counts[a:b])
-            first = f.pos_starts[i] + starts[a:b]
-            found.append(f.positions[ranges(first, first + counts[a:b])].astype(np.int64))
+        counts, positions = term.positions(candidates)
+        found.append(positions)
         offsets[g, 0] = total
         offsets[g, 1:] = total + np.cumsum(counts)
         total = int(offsets[g, -1])
@@ -513,31 +504,34 @@ def top(view, scorers, keep, depth, deadline, sort="relevance", counted_exactly=
     return out
 
 
-def matching(view, scorers):
-    """Every live document matched by any of `scorers` (all countable), ascending."""
+@contextmanager
+def _scratch(view):
+    """This thread's Scratch, all zero; left marked unclean if the work raises,
+    so the next user zeroes it first."""
     scratch = view.scratch(Scratch)
     if not scratch.clean:
         scratch.reset()
     scratch.clean = False
-    for s in scorers:
-        s.mark(scratch.mask)
-    m = kernels.collect(scratch.mask, view.live, scratch.found)
+    yield scratch
     scratch.clean = True
-    return scratch.found[:m].copy()
+
+
+def matching(view, scorers):
+    """Every live document matched by any of `scorers` (all countable), ascending."""
+    with _scratch(view) as scratch:
+        for s in scorers:
+            s.mark(scratch.mask)
+        m = kernels.collect(scratch.mask, view.live, scratch.found)
+        return scratch.found[:m].copy()
 
 
 def _score(view, scorers, blocks):
     """(docs, scores, clauses matched) of the documents in `blocks` (ascending)."""
-    scratch = view.scratch(Scratch)
-    if not scratch.clean:
-        scratch.reset()  # a query stopped by an error left values behind
-    scratch.clean = False
-    m = 0
-    for s in scorers:
-        m = s.accumulate(blocks, scratch, m)
-    out = scratch.take(view, blocks, m)
-    scratch.clean = True
-    return out
+    with _scratch(view) as scratch:
+        m = 0
+        for s in scorers:
+            m = s.accumulate(blocks, scratch, m)
+        return scratch.take(view, blocks, m)
 
 
 def _key(view, ranked, sort):
