@@ -31,6 +31,11 @@ FACET_FIELDS = ("source", "tags")
 # Fields copied into each segment's query file (indexer.query_file), the
 # arrays the search side reads: every searched and counted field.
 QUERY_FIELDS = SEARCH_FIELDS + FACET_FIELDS
+# Fields whose positions the query files keep: the ones the query path reads,
+# for phrases (the exact fields, search_app.engine._phrase_plan) and the
+# adjacency bonus (the stemmed text, engine._adjacency_bonus). Whoosh keeps
+# every field's positions; the stemmed title's are never read.
+POSITION_FIELDS = ("title_exact", "text_exact", "text")
 
 
 def build_schema() -> Schema:
@@ -73,6 +78,7 @@ __all__ = [
     "ANALYSIS_VERSION",
     "FACET_FIELDS",
     "FIELD_BOOSTS",
+    "POSITION_FIELDS",
     "QUERY_FIELDS",
     "SEARCH_FIELDS",
     "STORED_TEXT_OF",

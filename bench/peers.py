@@ -92,9 +92,10 @@ def query_file_sizes(index_dir) -> dict:
         qf = query_file.QueryFile.open(path)
         for name, (dtype, _, count) in qf.header["arrays"].items():
             kind = name.rsplit(".", 1)[-1]
-            key = {"docs": "postings", "tf": "postings", "positions": "positions",
-                   "terms": "terms", "term_starts": "terms", "post_starts": "terms",
-                   "pos_starts": "terms"}.get(kind, "other")
+            key = {"docs": "postings", "run_blocks": "postings", "run_counts": "postings",
+                   "tf": "postings", "positions": "positions", "pos_exc": "positions",
+                   "pos_high": "positions", "terms": "terms", "term_starts": "terms",
+                   "post_starts": "terms", "run_starts": "terms", "pos_starts": "terms"}.get(kind, "other")
             sizes[key] += count * np.dtype(dtype).itemsize
     return sizes
 

@@ -11,17 +11,34 @@ a plain Whoosh index still works. It holds, per indexed field:
     terms         the field's terms, UTF-8, in Whoosh's (byte) order, one blob
     term_starts   int64, where each term starts in the blob (terms + 1)
     post_starts   int64, where each term's postings start (terms + 1)
-    docs          int32, segment-local document numbers, ascending per term
+    docs          uint8, the low 8 bits of each posting's document number
+                  (segment-local, ascending per term)
+    run_starts    int64, where each term's runs start (terms + 1)
+    run_blocks    a run's block: the document number's high bits (doc >>
+                  8), uint16 up to 16M documents; a run is a term's
+                  postings in one block of BLOCK (256) documents
+    run_counts    uint8, a run's postings minus one
     tf            the postings' weights (term frequencies), the narrowest
                   dtype that holds them exactly (uint8, uint16 or float32)
     pos_starts    int64, where each term's positions start (terms + 1),
-                  for fields with positions
-    positions     absolute positions, per posting in document order
-                  (uint16 or uint32); a posting has `tf` of them
+                  for fields whose positions the query path reads
+                  (POSITION_FIELDS; Whoosh keeps the others)
+    positions     absolute positions, per posting in document order; a
+                  posting has `tf` of them. Either their low 8 bits, with
+    pos_exc       the (ascending) indexes of the positions >= 256 and
+    pos_high      their high bits (position >> 8), or, when that is
+                  smaller, the positions themselves (the narrowest dtype,
+                  pos_exc and pos_high empty)
     lengths       uint8, each document's field length byte (Whoosh's lossy
                   length, what BM25F scores with), for scorable fields
 
 and `date`: the date column's raw int64 values (Whoosh's sortable form).
+A posting's document is run_blocks[run] * BLOCK + docs[row]: 1 byte per
+posting and 3 per run (a rare term's lone posting: 4 bytes, as an int32),
+and a block's postings are found from the runs without reading the others
+(search_app.index_view.BlockStats). `build_arrays` and `combine` give the
+logical arrays (int32 docs, positions); `encode` turns them into these
+when they are written.
 
 Layout: 8 bytes of magic, a little-endian uint64 header length, a JSON
 header (format, segment, document count, fields, and for every array its
@@ -46,8 +63,10 @@ from whoosh.codec.whoosh3 import LENGTHS_COLUMN, W3Codec, W3LeafMatcher, _lenfie
 from whoosh.filedb.structfile import StructFile
 from whoosh.reading import SegmentReader
 
+from schema import POSITION_FIELDS
+
 MAGIC = b"ARQFILE1"
-FORMAT = 1
+FORMAT = 2  # 2: documents as runs of 8-bit parts, positions of POSITION_FIELDS only, split
 SUFFIX = ".arq"
 ALIGN = 64
 # Whoosh's Positions format: a 4-byte count, then pickle.dumps(deltas, 2),
@@ -56,6 +75,9 @@ _POSITIONS_HEAD = 4 + len(b"\x80\x02]q\x00")
 _LIST_PICKLE_HEAD = b"\x80\x02]"
 _PICKLE_STOP = b"."
 EMPTY_INT32 = np.zeros(0, np.int32)
+BLOCK_BITS = 8
+BLOCK = 1 << BLOCK_BITS  # documents per block of the docs encoding
+POSITION_HIGH_BITS = 8  # a position's low byte in `positions`, the rest in pos_high
 
 
 class QueryFileError(Exception):
@@ -117,7 +139,15 @@ def _narrowest(values, candidates):
     """`values` as the first dtype of `candidates` that holds all of them exactly."""
     if not len(values):
         return values.astype(candidates[0])
+    integers = values.dtype.kind in "iu"
+    if integers:
+        lo, hi = values.min(), values.max()  # no full-size copy per candidate
     for dtype in candidates:
+        if integers and np.dtype(dtype).kind in "iu":
+            info = np.iinfo(dtype)
+            if info.min <= lo and hi <= info.max:
+                return values.astype(dtype, copy=False)
+            continue
         cast = values.astype(dtype)
         if np.array_equal(cast, values):
             return cast
@@ -144,9 +174,21 @@ def _decode_positions(values, counts):
     return running - np.repeat(before, counts[counts > 0])
 
 
-class _FieldArrays:
-    def __init__(self):
-        self.terms, self.docs, self.tf, self.counts, self.positions = [], [], [], [], []
+class FieldPostings:
+    """One field's postings in term order, as concatenated arrays.
+
+    `terms` (UTF-8 bytes, Whoosh's order); `post_sizes[i]`: postings of term
+    i; `docs` (int32), `tf` (weights: term frequencies); for fields with
+    positions, `positions` (absolute, per posting in document order) and
+    `pos_sizes[i]`: positions of term i. What `build_arrays` writes; the
+    segment writer makes one straight from its token arrays.
+    """
+
+    __slots__ = ("terms", "post_sizes", "docs", "tf", "positions", "pos_sizes")
+
+    def __init__(self, terms, post_sizes, docs, tf, positions=None, pos_sizes=None):
+        self.terms, self.post_sizes, self.docs, self.tf = terms, post_sizes, docs, tf
+        self.positions, self.pos_sizes = positions, pos_sizes
 
 
 def _stored_postings(reader, postfile, fieldname, fieldobj):
@@ -162,28 +204,45 @@ def _stored_postings(reader, postfile, fieldname, fieldobj):
         yield tbytes, ids, weights, values
 
 
-def _field_arrays(postings, positioned):
-    """_FieldArrays of one field from its (term, ids, weights, values), in term order."""
-    out = _FieldArrays()
+def _field_arrays(postings, positioned) -> FieldPostings:
+    """FieldPostings of one field from its (term, ids, weights, values), in term order."""
+    terms, docs, tfs, counts, positions = [], [], [], [], []
     for tbytes, ids, weights, values in postings:
-        out.terms.append(tbytes)
-        out.docs.append(np.asarray(ids, dtype=np.int32))
+        terms.append(tbytes)
+        docs.append(np.asarray(ids, dtype=np.int32))
         tf = np.asarray(weights, dtype=np.float64)
-        out.tf.append(tf)
+        tfs.append(tf)
         if positioned:
-            counts = tf.astype(np.int64)
-            if not np.array_equal(counts, tf):  # a field boost: read each value's count
-                counts = np.array([int.from_bytes(v[:4], "big") for v in values], dtype=np.int64)
-            out.counts.append(counts)
-            out.positions.append(_decode_positions(values, counts))
-    return out
+            count = tf.astype(np.int64)
+            if not np.array_equal(count, tf):  # a field boost: read each value's count
+                count = np.array([int.from_bytes(v[:4], "big") for v in values], dtype=np.int64)
+            counts.append(int(count.sum()))
+            positions.append(_decode_positions(values, count))
+    sizes = np.fromiter(map(len, docs), np.int64, len(docs))
+    return FieldPostings(
+        terms, sizes,
+        np.concatenate(docs) if docs else EMPTY_INT32,
+        np.concatenate(tfs) if tfs else np.zeros(0),
+        (np.concatenate(positions) if positions else np.zeros(0, np.int64)) if positioned else None,
+        np.array(counts, dtype=np.int64) if positioned else None,
+    )
+
+
+def field_postings(postings, fieldobj) -> FieldPostings:
+    """FieldPostings of (term, ids, weights, values) in term order (Whoosh's posting lists)."""
+    positioned = fieldobj.format is not None and fieldobj.format.supports("positions")
+    return _field_arrays(postings, positioned)
+
+
+def _starts(sizes):
+    return np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
 
 
 def build_arrays(reader, schema, fields, postings=None) -> tuple:
     """(header fields, {array name: ndarray}) for one open SegmentReader.
 
-    `postings` ({field: [(term, ids, weights, values)]}, from the writer that
-    just wrote the segment) saves reading the postings back from its files.
+    `postings` ({field: FieldPostings}, from the writer that just wrote the
+    segment) saves reading the postings back from its files.
     """
     segment = reader.segment()
     postfile = segment.open_file(reader.storage(), W3Codec.POSTS_EXT)
@@ -197,23 +256,19 @@ def build_arrays(reader, schema, fields, postings=None) -> tuple:
             fieldobj = schema[fieldname]
             positioned = fieldobj.format is not None and fieldobj.format.supports("positions")
             if postings is not None and fieldname in postings:
-                source = postings[fieldname]
+                data = postings[fieldname]
             else:
-                source = _stored_postings(reader, postfile, fieldname, fieldobj)
-            data = _field_arrays(source, positioned)
+                data = _field_arrays(_stored_postings(reader, postfile, fieldname, fieldobj), positioned)
             lengths = np.fromiter(map(len, data.terms), np.int64, len(data.terms))
             arrays[f"{fieldname}.terms"] = np.frombuffer(b"".join(data.terms), dtype=np.uint8)
-            arrays[f"{fieldname}.term_starts"] = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
-            sizes = np.fromiter((len(d) for d in data.docs), np.int64, len(data.docs))
-            arrays[f"{fieldname}.post_starts"] = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
-            arrays[f"{fieldname}.docs"] = np.concatenate(data.docs) if data.docs else EMPTY_INT32
-            tf = np.concatenate(data.tf) if data.tf else np.zeros(0)
-            arrays[f"{fieldname}.tf"] = _narrowest(tf, (np.uint8, np.uint16, np.float32))
+            arrays[f"{fieldname}.term_starts"] = _starts(lengths)
+            arrays[f"{fieldname}.post_starts"] = _starts(data.post_sizes)
+            arrays[f"{fieldname}.docs"] = np.asarray(data.docs, dtype=np.int32)
+            arrays[f"{fieldname}.tf"] = _narrowest(np.asarray(data.tf), (np.uint8, np.uint16, np.float32))
             if positioned:
-                counts = np.fromiter((int(c.sum()) for c in data.counts), np.int64, len(data.counts))
-                arrays[f"{fieldname}.pos_starts"] = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
-                positions = np.concatenate(data.positions) if data.positions else np.zeros(0, np.int64)
-                arrays[f"{fieldname}.positions"] = _narrowest(positions, (np.uint16, np.uint32, np.int64))
+                arrays[f"{fieldname}.pos_starts"] = _starts(data.pos_sizes)
+                arrays[f"{fieldname}.positions"] = _narrowest(np.asarray(data.positions),
+                                                              (np.uint16, np.uint32, np.int64))
             if fieldobj.scorable:
                 if reader._perdoc.has_column(_lenfield(fieldname)):
                     column = reader._perdoc._cached_reader(_lenfield(fieldname), LENGTHS_COLUMN)
@@ -233,8 +288,83 @@ def build_arrays(reader, schema, fields, postings=None) -> tuple:
     return header, arrays
 
 
+def _encode_docs(docs, post_starts):
+    """(docs' low bits, run_starts, run_blocks, run_counts) of document numbers
+    ascending per term (the terms' postings at post_starts)."""
+    docs = np.asarray(docs, dtype=np.int64)
+    post_starts = np.asarray(post_starts, dtype=np.int64)
+    n = len(docs)
+    block = docs >> BLOCK_BITS
+    new = np.ones(n, dtype=bool)  # a run starts at each term's first posting and each block change
+    if n:
+        new[1:] = block[1:] != block[:-1]
+        firsts = post_starts[:-1][np.diff(post_starts) > 0]
+        new[firsts] = True
+    first = np.flatnonzero(new)
+    counts = np.diff(np.append(first, n)) - 1
+    if len(counts) and counts.max() >= BLOCK:
+        raise ValueError("document numbers are not ascending within a term")
+    run_before = np.concatenate([[0], np.cumsum(new)]).astype(np.int64)
+    return ((docs & (BLOCK - 1)).astype(np.uint8), run_before[post_starts],
+            _narrowest(block[first], (np.uint16, np.uint32, np.int64)), counts.astype(np.uint8))
+
+
+def _encode_positions(positions):
+    """(positions, pos_exc, pos_high): low bytes with the high bits of positions
+    >= 256 aside, or the plain positions (narrowest dtype) when that is smaller."""
+    p = np.asarray(positions)
+    if p.dtype.kind not in "iu":
+        p = p.astype(np.int64)
+    plain = _narrowest(p, (np.uint8, np.uint16, np.uint32, np.int64))
+    exc = np.flatnonzero(p >> POSITION_HIGH_BITS)
+    empty = (plain, np.zeros(0, np.uint32), np.zeros(0, np.uint8))
+    if not len(exc):
+        return empty
+    exc = _narrowest(exc, (np.uint32, np.int64))
+    high = _narrowest(p[exc] >> POSITION_HIGH_BITS, (np.uint8, np.uint16, np.uint32, np.int64))
+    if len(p) + exc.nbytes + high.nbytes >= plain.nbytes:
+        return empty
+    return (p & ((1 << POSITION_HIGH_BITS) - 1)).astype(np.uint8), exc, high
+
+
+def encode(header, arrays) -> tuple:
+    """The on-disk (header, arrays) of logical ones (build_arrays', combine's):
+    documents as runs (`_encode_docs`), positions of POSITION_FIELDS only, split
+    (`_encode_positions`). See the module's docstring. Fields already
+    encoded (`combine` encodes each as it goes) are passed through."""
+    out, described = {}, {}
+    for name, info in header["fields"].items():
+        info = dict(info)
+        if f"{name}.run_starts" in arrays:
+            out.update((key, a) for key, a in arrays.items() if key.startswith(name + "."))
+            described[name] = info
+            continue
+        for kind in ("terms", "term_starts", "post_starts"):
+            out[f"{name}.{kind}"] = arrays[f"{name}.{kind}"]
+        low, run_starts, run_blocks, run_counts = _encode_docs(arrays[f"{name}.docs"],
+                                                               arrays[f"{name}.post_starts"])
+        out[f"{name}.docs"] = low
+        out[f"{name}.run_starts"] = run_starts
+        out[f"{name}.run_blocks"] = run_blocks
+        out[f"{name}.run_counts"] = run_counts
+        out[f"{name}.tf"] = arrays[f"{name}.tf"]
+        info["positions"] = bool(info["positions"]) and name in POSITION_FIELDS
+        if info["positions"]:
+            out[f"{name}.pos_starts"] = arrays[f"{name}.pos_starts"]
+            (out[f"{name}.positions"], out[f"{name}.pos_exc"],
+             out[f"{name}.pos_high"]) = _encode_positions(arrays[f"{name}.positions"])
+        if f"{name}.lengths" in arrays:
+            out[f"{name}.lengths"] = arrays[f"{name}.lengths"]
+        described[name] = info
+    if "date" in arrays:
+        out["date"] = arrays["date"]
+    return {**header, "fields": described, "block": BLOCK}, out
+
+
 def _chunks(header, arrays):
-    """The file's bytes, piece by piece: magic, header length, header, aligned arrays."""
+    """The file's bytes, piece by piece: magic, header length, header, aligned
+    arrays (the on-disk form of the logical `arrays`, see `encode`)."""
+    header, arrays = encode(header, arrays)
     layout, offset = {}, 0
     for name, array in arrays.items():
         layout[name] = [array.dtype.str, offset, int(array.size)]
@@ -286,7 +416,8 @@ def combine(files, segments) -> tuple:
     each term's postings are its postings in every segment, in segment order:
     one set of arrays the query path reads without a loop over segments.
     Pure array work (no Whoosh decoding): seconds for a few hundred thousand
-    documents.
+    documents. Each field is encoded (`encode`) as soon as it is combined,
+    so only one field's logical arrays (int32 docs, positions) are held.
     """
     offsets = np.concatenate([[0], np.cumsum([f.doc_count for f in files])]).astype(np.int64)
     total_docs = int(offsets[-1])
@@ -313,8 +444,7 @@ def combine(files, segments) -> tuple:
         docs = np.empty(int(post_starts[-1]), np.int32)
         tf = np.empty(int(post_starts[-1]), tf_dtype)
         if info["positions"]:
-            pos_dtype = np.result_type(*[field.positions.dtype for field, _ in parts])
-            positions = np.empty(int(pos_starts[-1]), pos_dtype)
+            positions = np.empty(int(pos_starts[-1]), np.int32)  # a document holds < 2**31 words
         post_filled = np.zeros(len(merged), np.int64)
         pos_filled = np.zeros(len(merged), np.int64)
         for (field, offset), g in zip(parts, ids):
@@ -323,28 +453,35 @@ def combine(files, segments) -> tuple:
             start = post_starts[g] + post_filled[g]
             post_filled[g] += n
             dest = ranges(start, start + n)
-            docs[dest] = field.docs.astype(np.int64) + offset
+            docs[dest] = field.all_docs() + offset
             tf[dest] = field.tf
             if info["positions"]:
                 n = np.diff(field.pos_starts.astype(np.int64))
                 start = pos_starts[g] + pos_filled[g]
                 pos_filled[g] += n
-                positions[ranges(start, start + n)] = field.positions
+                positions[ranges(start, start + n)] = field.all_positions()
         lengths = np.fromiter(map(len, merged), np.int64, len(merged))
-        arrays[f"{name}.terms"] = np.frombuffer(b"".join(merged), dtype=np.uint8)
-        arrays[f"{name}.term_starts"] = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
-        arrays[f"{name}.post_starts"] = post_starts
-        arrays[f"{name}.docs"] = docs
-        arrays[f"{name}.tf"] = tf
+        field = {
+            f"{name}.terms": np.frombuffer(b"".join(merged), dtype=np.uint8),
+            f"{name}.term_starts": np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64),
+            f"{name}.post_starts": post_starts,
+            f"{name}.docs": docs,
+            f"{name}.tf": tf,
+        }
         if info["positions"]:
-            arrays[f"{name}.pos_starts"] = pos_starts
-            arrays[f"{name}.positions"] = positions
+            field[f"{name}.pos_starts"] = pos_starts
+            field[f"{name}.positions"] = positions
         if info["scorable"]:
-            arrays[f"{name}.lengths"] = np.concatenate([
+            field[f"{name}.lengths"] = np.concatenate([
                 f.fields[name].lengths if name in f.fields and f.fields[name].lengths is not None
                 else np.zeros(f.doc_count, np.uint8) for f in files])
         info["terms"] = len(merged)
-        described[name] = info
+        encoded_header, encoded = encode({"fields": {name: info}}, field)
+        arrays.update(encoded)
+        described[name] = encoded_header["fields"][name]
+        del field, docs, tf
+        if info["positions"]:
+            del positions
     if any(f.dates is not None for f in files):
         no_date = np.int64(-1)
         arrays["date"] = np.concatenate([f.dates if f.dates is not None else np.full(f.doc_count, no_date)
@@ -417,8 +554,8 @@ def combined_or_build(folder, files, segments, generation, indexname="MAIN"):
 def write_for_segments(storage, schema, segments, fields, postings=None) -> list:
     """Write the missing .arq files of `segments` (called before their TOC is written).
 
-    `postings` ({segment id: {field: [(term, ids, weights, values)]}}) are
-    postings the writer still holds, used instead of reading them back.
+    `postings` ({segment id: {field: FieldPostings}}) are postings the
+    writer still holds, used instead of reading them back.
     """
     folder = Path(storage.folder)
     written = []
@@ -454,16 +591,21 @@ class _TermKeys:
 
 
 class FieldFile:
-    """One field of one segment's .arq file."""
+    """One field of one .arq file (see the module's docstring for the arrays)."""
 
     def __init__(self, arrays, name, info):
         self.positioned = info["positions"]
         self.terms = _TermKeys(arrays[f"{name}.terms"], arrays[f"{name}.term_starts"])
         self.post_starts = arrays[f"{name}.post_starts"]
-        self.docs = arrays[f"{name}.docs"]
+        self.low = arrays[f"{name}.docs"]  # a posting's document: its run's block * BLOCK + low
+        self.run_starts = arrays[f"{name}.run_starts"]
+        self.run_blocks = arrays[f"{name}.run_blocks"]
+        self.run_counts = arrays[f"{name}.run_counts"]
         self.tf = arrays[f"{name}.tf"]
         self.pos_starts = arrays.get(f"{name}.pos_starts")
         self.positions = arrays.get(f"{name}.positions")
+        self.pos_exc = arrays.get(f"{name}.pos_exc")
+        self.pos_high = arrays.get(f"{name}.pos_high")
         self.lengths = arrays.get(f"{name}.lengths")
 
     def __len__(self):
@@ -488,10 +630,50 @@ class FieldFile:
     def doc_frequency(self, i) -> int:
         return int(self.post_starts[i + 1] - self.post_starts[i])
 
-    def postings(self, i):
-        """(docs, tf) of term `i`: views into the mapped file, no copy."""
+    def compact(self, i):
+        """(low, tf, run_blocks, run_counts) of term `i`: views into the mapped
+        file, no copy, what the compiled kernels read (search_app.kernels)."""
         a, b = self.post_starts[i], self.post_starts[i + 1]
-        return self.docs[a:b], self.tf[a:b]
+        c, d = self.run_starts[i], self.run_starts[i + 1]
+        return self.low[a:b], self.tf[a:b], self.run_blocks[c:d], self.run_counts[c:d]
+
+    def postings(self, i):
+        """(docs, tf) of term `i`: its document numbers decoded (int64), tf a view."""
+        low, tf, blocks, counts = self.compact(i)
+        return _docs(low, blocks, counts), tf
+
+    def all_docs(self):
+        """Every posting's document number (int64), term after term."""
+        return _docs(self.low, self.run_blocks, self.run_counts)
+
+    def holds(self, i, doc) -> bool:
+        """Whether term `i` has a posting in document `doc` (file-local)."""
+        low, _, blocks, counts = self.compact(i)
+        block = doc >> BLOCK_BITS
+        j = int(np.searchsorted(blocks, block))
+        if j == len(blocks) or blocks[j] != block:
+            return False
+        row = j + int(counts[:j].sum(dtype=np.int64))
+        return bool(np.any(low[row:row + int(counts[j]) + 1] == doc & (BLOCK - 1)))
+
+    def _positions(self, index):
+        """The positions at `index` (int64): the low bytes and, where split, the high bits."""
+        values = self.positions[index].astype(np.int64)
+        exc = self.pos_exc
+        if exc is not None and len(exc) and len(index):
+            index = np.asarray(index).astype(exc.dtype)  # searchsorted without converting `exc`
+            k = np.searchsorted(exc, index)
+            k[k == len(exc)] = 0
+            hit = exc[k] == index
+            values[hit] += self.pos_high[k[hit]].astype(np.int64) << POSITION_HIGH_BITS
+        return values
+
+    def all_positions(self):
+        """Every position (int64), term after term."""
+        values = self.positions.astype(np.int64)
+        if self.pos_exc is not None and len(self.pos_exc):
+            values[self.pos_exc] += self.pos_high.astype(np.int64) << POSITION_HIGH_BITS
+        return values
 
     def positions_at(self, i, starts, counts):
         """(row per position, positions) of postings of term `i` whose positions
@@ -499,7 +681,12 @@ class FieldFile:
         total = int(counts.sum())
         first = self.pos_starts[i] + starts
         index = np.repeat(first - (np.cumsum(counts) - counts), counts) + np.arange(total)
-        return np.repeat(np.arange(len(counts)), counts), self.positions[index].astype(np.int64)
+        return np.repeat(np.arange(len(counts)), counts), self._positions(index)
+
+
+def _docs(low, blocks, counts):
+    """Document numbers of postings stored as runs (see the module's docstring)."""
+    return np.repeat(blocks.astype(np.int64) << BLOCK_BITS, counts.astype(np.int64) + 1) + low
 
 
 class QueryFile:
@@ -537,6 +724,8 @@ class QueryFile:
             raise QueryFileError(f"{path}: format {header.get('format')}, this arsearch reads {FORMAT}")
         if segment_id is not None and header.get("segment") != segment_id:
             raise QueryFileError(f"{path}: written for segment {header.get('segment')}")
+        if header.get("block") != BLOCK:
+            raise QueryFileError(f"{path}: blocks of {header.get('block')} documents, this arsearch reads {BLOCK}")
         if doc_count is not None and header.get("doc_count") != doc_count:
             raise QueryFileError(f"{path}: {header.get('doc_count')} documents, the segment has {doc_count}")
         body = start + size

@@ -135,6 +135,7 @@ class SearchEngine:
         self._open_lock = threading.Lock()  # one thread at a time opens a new view
         self._generation = None
         self._listed = None  # ((folder, mtime), key) of the last listing of the live folder
+        self._followed = None  # ((inode, mtime) of `current`, the folder it led to)
         self.view()  # fail now (missing index, wrong version), not at the first query
 
     # -- index generations
@@ -143,9 +144,20 @@ class SearchEngine:
         """(live generation directory, newest TOC number) as on disk now.
 
         The folder is listed again only when its modification time changed
-        (a commit writes a new TOC file into it): a stat per request.
+        (a commit writes a new TOC file into it), and the `current` link is
+        resolved again only when it was replaced: two stats per request.
         """
-        generation = store.live_path(self.index_dir)
+        try:
+            link = os.lstat(self.index_dir / store.CURRENT)
+            link_stamp = (link.st_ino, link.st_mtime_ns)
+        except OSError:
+            link_stamp = None
+        followed = self._followed
+        if link_stamp is not None and followed is not None and followed[0] == link_stamp:
+            generation = followed[1]
+        else:
+            generation = store.live_path(self.index_dir)
+            self._followed = (link_stamp, generation)
         try:
             stamp = (str(generation), os.stat(generation).st_mtime_ns)
         except OSError:
@@ -743,12 +755,7 @@ class SearchEngine:
     def _text_matches(self, view, doc, exacts, stems):
         """Whether any of the query's forms is in the document's text (from the postings)."""
         pairs = [("text_exact", e) for e in exacts] + [("text", s) for s in stems]
-        for field, term in pairs:
-            docs = view.postings(field, term).docs
-            i = int(np.searchsorted(docs, doc))
-            if i < len(docs) and docs[i] == doc:
-                return True
-        return False
+        return any(view.holds(field, term, doc) for field, term in pairs)
 
     def document(self, doc_id, q=None, offset=0):
         """One document, its text from `offset` in a chunk of at most MAX_DOCUMENT_CHARS.

@@ -73,8 +73,8 @@ def _safe_fields(fields):
 class Postings:
     """One term's postings over the whole view: global doc numbers and tf.
 
-    `docs` and `tf` are views into the mapped query files when the index has
-    one segment (no copy), concatenations otherwise. The query path reads
+    `docs` are decoded from the query files' runs (int64), `tf` a view into
+    the mapped file when the index has one segment. The query path reads
     postings per scoring block instead (BlockStats, search_app.scoring).
     """
 
@@ -120,10 +120,10 @@ class BlockStats:
                                     dtype=np.int64).reshape(-1, 2)
         for k, (f, i, offset) in enumerate(self.found):
             b0, b1 = view.segment_blocks[offset]
-            docs, tf = f.postings(i)
-            self.postings += len(docs)
-            kernels.block_stats(docs, tf, offset, view.block_starts[b0:b1 + 1] - offset, weight, norm,
-                                scored, self.lo[b0:b1], self.hi[b0:b1], best[b0:b1], self.pos_lo[b0:b1])
+            low, tf, run_blocks, run_counts = f.compact(i)
+            self.postings += len(low)
+            kernels.block_stats(low, tf, run_blocks, run_counts, query_file.BLOCK, offset, b0, view.block_docs,
+                                weight, norm, scored, self.lo, self.hi, best, self.pos_lo)
             self.part[b0:b1] = k
         rounded = best.astype(np.float32)
         low = rounded < best
@@ -204,6 +204,16 @@ class IndexView:
             self.segment_blocks[offset] = (first, len(starts))
         self.block_starts = np.array(starts + [self.N], dtype=np.int64)
         self.block_count = len(starts)
+        # The postings of a scoring block are in one block of the query file's
+        # docs encoding (a posting's document: block_base + its low bits).
+        if query_file.BLOCK % BLOCK_DOCS:
+            raise ValueError(f"BLOCK_DOCS ({BLOCK_DOCS}) must divide query_file.BLOCK ({query_file.BLOCK})")
+        self.block_docs = BLOCK_DOCS
+        self.block_base = np.zeros(self.block_count, np.int64)
+        for qf, offset in self.files:
+            b0, b1 = self.segment_blocks[offset]
+            local = self.block_starts[b0:b1] - offset
+            self.block_base[b0:b1] = offset + local - local % query_file.BLOCK
         self.avgfl = {}
         self.norm = {}
         for field in scored_fields:
@@ -220,6 +230,7 @@ class IndexView:
         # Whoosh readers seek() and read() shared file objects: one thread at a time.
         self.io = threading.RLock()
         self._display = {}
+        self._facet_docs = {}  # at most a facet field's postings in all (a few bytes a document)
         self._sampled = None
         self.dates = self._per_doc(lambda qf: qf.dates, np.int64, NO_DATE)
         self.dates[self.dates < 0] = NO_DATE  # Whoosh's "no value" is above 2**63
@@ -273,8 +284,14 @@ class IndexView:
         return {names[i]: int(tally[i]) for i in np.argsort(-tally, kind="stable") if tally[i]}
 
     def facet_docs(self, name, value):
-        """Sorted documents whose `name` facet has `value`."""
-        return self.postings(name, value).docs
+        """Sorted documents whose `name` facet has `value` (decoded once per view)."""
+        key = (name, value)
+        docs = self._facet_docs.get(key)
+        if docs is None:
+            docs = self.postings(name, value).docs
+            if len(docs):  # values in the index only: the cache stays bounded
+                self._facet_docs[key] = docs
+        return docs
 
     # -- postings
 
@@ -327,6 +344,14 @@ class IndexView:
                 while len(self._stats) > STATS_CACHE:
                     self._stats.popitem(last=False)
         return stats
+
+    def holds(self, field, text, doc) -> bool:
+        """Whether document `doc` has a posting of `text` in `field` (without decoding the others)."""
+        for f, i, offset in self._locate(field, text):
+            local = int(doc) - offset
+            if local >= 0 and local < self.N and f.holds(i, local):
+                return True
+        return False
 
     def postings(self, field, text) -> Postings:
         found = self._locate(field, text)

@@ -20,41 +20,59 @@ from numba import njit
 
 
 @njit(cache=True, nogil=True)
-def block_stats(docs, tf, offset, edges, coef, norm, scored, lo, hi, best, pos_lo):
-    """Per block [edges[k], edges[k + 1]) of local doc numbers: the rows of the
-    postings there (lo, hi), their best BM25 score (when `scored`) and where
-    their positions start (the sum of tf before them)."""
+def block_stats(low, tf, run_blocks, run_counts, run_docs, offset, b0, block_docs, coef, norm, scored,
+                lo, hi, best, pos_lo):
+    """One term's postings in one query file (stored as runs: a run's
+    postings are in documents run_blocks[j] * run_docs + low, see
+    indexer.query_file), per scoring block of `block_docs` documents (view
+    block b0 + local doc // block_docs; block_docs divides run_docs): the rows
+    of the postings there (lo, hi), their best BM25 score (when `scored`) and
+    where their positions start (the sum of tf before them). Blocks without
+    postings are left as they are (zero)."""
     r = 0
-    n = docs.shape[0]
     positions = 0
-    for k in range(edges.shape[0] - 1):
-        lo[k] = r
-        pos_lo[k] = positions
-        top = 0.0
-        end = edges[k + 1]
-        while r < n and docs[r] < end:
+    block = -1
+    top = 0.0
+    whole = block_docs == run_docs  # a run is a scoring block: no division per posting
+    for j in range(run_blocks.shape[0]):
+        base = np.int64(run_blocks[j]) * run_docs
+        end = r + np.int64(run_counts[j]) + 1
+        while r < end:
+            local = base + low[r]
+            b = b0 + np.int64(run_blocks[j]) if whole else b0 + local // block_docs
+            if b != block:
+                if block >= 0:
+                    hi[block] = r
+                    best[block] = top
+                block = b
+                lo[b] = r
+                pos_lo[b] = positions
+                top = 0.0
             t = np.float64(tf[r])
             if scored:
-                s = coef * t / (t + norm[docs[r] + offset])
+                s = coef * t / (t + norm[local + offset])
                 if s > top:
                     top = s
             positions += np.int64(tf[r])
             r += 1
-        hi[k] = r
-        best[k] = top
+    if block >= 0:
+        hi[block] = r
+        best[block] = top
 
 
 @njit(cache=True, nogil=True)
-def add_term(docs, tf, offset, lo, hi, blocks, coef, norm, acc, touched, n):
+def add_term(low, tf, block_base, lo, hi, blocks, coef, norm, acc, touched, n):
     """Add one term's BM25 scores in `blocks` into `acc`; record newly touched docs.
 
-    Returns the new count of `touched` (a document is touched when its
-    accumulator leaves zero: BM25 scores are positive).
+    The postings of block b are rows lo[b]:hi[b], in documents
+    block_base[b] + low[row]. Returns the new count of `touched` (a document
+    is touched when its accumulator leaves zero: BM25 scores are positive).
     """
     for j in range(blocks.shape[0]):
         b = blocks[j]
+        base = block_base[b]
         for r in range(lo[b], hi[b]):
-            d = docs[r] + offset
+            d = base + low[r]
             t = np.float64(tf[r])
             if acc[d] == 0.0:
                 touched[n] = d
@@ -91,10 +109,15 @@ def fold_sparse(docs, scores, total, count, total_touched, m):
 
 
 @njit(cache=True, nogil=True)
-def mark(docs, offset, mask):
-    """Set mask at every doc (+ offset)."""
-    for r in range(docs.shape[0]):
-        mask[docs[r] + offset] = True
+def mark(low, run_blocks, run_counts, run_docs, offset, mask):
+    """Set mask at every document of a term's postings (runs, see block_stats), + offset."""
+    r = 0
+    for j in range(run_blocks.shape[0]):
+        base = offset + np.int64(run_blocks[j]) * run_docs
+        end = r + np.int64(run_counts[j]) + 1
+        while r < end:
+            mask[base + low[r]] = True
+            r += 1
 
 
 @njit(cache=True, nogil=True)
@@ -151,24 +174,27 @@ def take_blocks(total, count, block_starts, blocks, docs, scores, counts):
 
 
 @njit(cache=True, nogil=True)
-def locate(cands, cand_blocks, docs, tf, lo, pos_lo, starts, counts):
+def locate(cands, cand_blocks, low, tf, block_base, lo, pos_lo, starts, counts):
     """Where the positions of each candidate document start, within one term.
 
-    `cands` (ascending, local document numbers, every one holding the term)
-    lie in blocks `cand_blocks`; a block's postings start at row lo[b] and
-    its positions at pos_lo[b] (relative to the term's first). Walks each
-    block's postings once, adding up frequencies.
+    `cands` (ascending, every one holding the term) lie in blocks
+    `cand_blocks`; a block's postings start at row lo[b], in documents
+    block_base[b] + low[row], and its positions at pos_lo[b] (relative to
+    the term's first). Walks each block's postings once, adding up
+    frequencies.
     """
     block = -1
     r = 0
     acc = 0
+    base = 0
     for j in range(cands.shape[0]):
         b = cand_blocks[j]
         if b != block:
             block = b
             r = lo[b]
             acc = pos_lo[b]
-        while docs[r] < cands[j]:
+            base = block_base[b]
+        while base + low[r] < cands[j]:
             acc += np.int64(tf[r])
             r += 1
         starts[j] = acc
@@ -235,21 +261,64 @@ def intersect(a, b, out):
 
 
 @njit(cache=True, nogil=True)
-def phrase_blocks(docs, tf, positions, post_base, pos_base, lo, hi, pos_lo, blocks, out_docs, out_rows):
+def _lower_bound(values, a, b, want):
+    """The first index in a..b-1 of the sorted `values` with values[i] >= want (b if none)."""
+    while a < b:
+        mid = (a + b) >> 1
+        if values[mid] < want:
+            a = mid + 1
+        else:
+            b = mid
+    return a
+
+
+@njit(cache=True, nogil=True)
+def _in_order(values, first, count, k):
+    """Whether a value x of values[first[0]:first[0] + count[0]] has x + t in
+    values[first[t]:first[t] + count[t]] for every t < k (each range ascending)."""
+    for a in range(first[0], first[0] + count[0]):
+        x = np.int64(values[a])
+        every = True
+        for t in range(1, k):
+            i = _lower_bound(values, first[t], first[t] + count[t], x + t)
+            if i == first[t] + count[t] or np.int64(values[i]) != x + t:
+                every = False
+                break
+        if every:
+            return True
+    return False
+
+
+@njit(cache=True, nogil=True)
+def phrase_blocks(low, tf, positions, exc, high, post_base, pos_base, lo, hi, pos_lo, blocks, block_base,
+                  out_docs, out_rows):
     """Documents in `blocks` where terms 0..k-1 stand at consecutive positions.
 
     All terms are in one field of one query file: their postings are the
-    rows post_base[t] + lo[t, b] .. post_base[t] + hi[t, b] of `docs`/`tf`
-    in block b, and their positions start at pos_base[t] + pos_lo[t, b] in
-    `positions`. Walks the terms' postings together (a merge join on the
-    document), and for a document holding all of them checks the positions
-    of term 0 against the others by binary search. Writes each match's
-    document and its row per term (for scoring); returns how many.
+    rows post_base[t] + lo[t, b] .. post_base[t] + hi[t, b] of `low`/`tf`
+    in block b (documents block_base[b] + low[row]), and their positions
+    start at pos_base[t] + pos_lo[t, b] in `positions`: the positions
+    themselves, or their low bytes with the high bits of those >= 256 aside
+    (position exc[e] has high[e] << 8 more; indexer.query_file). Walks the
+    terms' postings together (a merge join on the document), and for a
+    document holding all of them checks the positions of term 0 against the
+    others by binary search (_in_order). Writes each match's document and its
+    row per term (for scoring); returns how many.
     """
     k = post_base.shape[0]
     r = np.zeros(k, np.int64)
     end = np.zeros(k, np.int64)
     p = np.zeros(k, np.int64)
+    # Term t's split positions from p[t] on start at exc[e0[t]] = nx[t] (moved
+    # forward with p[t]: a search per block, then a step per split position).
+    e0 = np.zeros(k, np.int64)
+    nx = np.zeros(k, np.int64)
+    n_exc = exc.shape[0]
+    split = n_exc > 0
+    end_of_positions = positions.shape[0]
+    n = np.zeros(k, np.int64)  # the current postings' frequencies
+    q = np.zeros(k, np.int64)
+    buf = np.empty(0, np.int64)
     m = 0
     for j in range(blocks.shape[0]):
         b = blocks[j]
@@ -257,6 +326,9 @@ def phrase_blocks(docs, tf, positions, post_base, pos_base, lo, hi, pos_lo, bloc
             r[t] = post_base[t] + lo[t, b]
             end[t] = post_base[t] + hi[t, b]
             p[t] = pos_base[t] + pos_lo[t, b]
+            if split:
+                e0[t] = _lower_bound(exc, e0[t], n_exc, p[t])
+                nx[t] = exc[e0[t]] if e0[t] < n_exc else end_of_positions
         while True:
             done = False
             top = -1
@@ -264,45 +336,58 @@ def phrase_blocks(docs, tf, positions, post_base, pos_base, lo, hi, pos_lo, bloc
                 if r[t] >= end[t]:
                     done = True
                     break
-                if docs[r[t]] > top:
-                    top = docs[r[t]]
+                if np.int64(low[r[t]]) > top:
+                    top = np.int64(low[r[t]])
             if done:
                 break
             behind = False
             for t in range(k):
-                while r[t] < end[t] and docs[r[t]] < top:
+                while r[t] < end[t] and np.int64(low[r[t]]) < top:
                     p[t] += np.int64(tf[r[t]])
                     r[t] += 1
                 if r[t] >= end[t]:
                     behind = True
-                elif docs[r[t]] != top:
+                elif np.int64(low[r[t]]) != top:
                     behind = True
             if behind:
                 continue
             # Every term is in document `top`: check the positions.
-            found = False
-            n0 = np.int64(tf[r[0]])
-            for a in range(p[0], p[0] + n0):
-                x = positions[a]
-                every = True
-                for t in range(1, k):
-                    lo_i = p[t]
-                    hi_i = p[t] + np.int64(tf[r[t]])
-                    want = x + t
-                    while lo_i < hi_i:
-                        mid = (lo_i + hi_i) >> 1
-                        if positions[mid] < want:
-                            lo_i = mid + 1
-                        else:
-                            hi_i = mid
-                    if lo_i == p[t] + np.int64(tf[r[t]]) or positions[lo_i] != want:
-                        every = False
-                        break
-                if every:
-                    found = True
-                    break
+            for t in range(k):
+                n[t] = np.int64(tf[r[t]])
+            if split:
+                # Positions >= 256 in these postings (rare): nx[t] < p[t] + n[t].
+                spread = False
+                for t in range(k):
+                    while nx[t] < p[t]:
+                        e0[t] += 1
+                        nx[t] = exc[e0[t]] if e0[t] < n_exc else end_of_positions
+                    if nx[t] < p[t] + n[t]:
+                        spread = True
+                if spread:
+                    # Decode them: low bytes plus high bits, into `buf`.
+                    total = 0
+                    for t in range(k):
+                        total += n[t]
+                    if buf.shape[0] < total:
+                        buf = np.empty(2 * total, np.int64)
+                    at = 0
+                    for t in range(k):
+                        q[t] = at
+                        e = e0[t]
+                        for a in range(p[t], p[t] + n[t]):
+                            value = np.int64(positions[a])
+                            if e < n_exc and exc[e] == a:
+                                value += np.int64(high[e]) << 8
+                                e += 1
+                            buf[at] = value
+                            at += 1
+                    found = _in_order(buf, q, n, k)
+                else:
+                    found = _in_order(positions, p, n, k)
+            else:
+                found = _in_order(positions, p, n, k)
             if found:
-                out_docs[m] = top
+                out_docs[m] = block_base[b] + top
                 for t in range(k):
                     out_rows[t, m] = r[t]
                 m += 1

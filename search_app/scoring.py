@@ -30,6 +30,7 @@ from contextlib import contextmanager
 
 import numpy as np
 
+from indexer import query_file
 from indexer.query_file import ranges
 from search_app import kernels
 from search_app.index_view import EMPTY_DOCS, K1, POSITION_BITS
@@ -111,10 +112,12 @@ class TermScorer:
     def postings_in(self, blocks):
         """(docs, tf as float) of the term's postings in `blocks` (sorted ascending)."""
         docs_out, tf_out = [], []
-        for k, _, rows in self._rows(blocks):
-            f, i, offset = self.stats.found[k]
-            docs, tf = f.postings(i)
-            docs_out.append(docs[rows].astype(np.int64) + offset)
+        st = self.stats
+        for k, b, rows in self._rows(blocks):
+            f, i, _ = st.found[k]
+            low, tf, _, _ = f.compact(i)
+            base = np.repeat(self.view.block_base[b], st.hi[b] - st.lo[b])
+            docs_out.append(base + low[rows])
             tf_out.append(tf[rows].astype(np.float64))
         if not docs_out:
             return EMPTY_DOCS, EMPTY_SCORES
@@ -134,23 +137,25 @@ class TermScorer:
     def mark(self, mask):
         """Set `mask` at every document holding the term."""
         for f, i, offset in self.stats.found:
-            kernels.mark(f.postings(i)[0], offset, mask)
+            low, _, run_blocks, run_counts = f.compact(i)
+            kernels.mark(low, run_blocks, run_counts, query_file.BLOCK, offset, mask)
 
     def add(self, blocks, acc, touched, n):
         """Add the term's scores in `blocks` (ascending) into `acc` (see kernels.add_term)."""
         st = self.stats
         norm = self.view.norm[self.field]
+        base = self.view.block_base
         if len(st.found) == 1:
-            f, i, offset = st.found[0]
-            docs, tf = f.postings(i)
-            return kernels.add_term(docs, tf, offset, st.lo, st.hi, blocks, self.coef, norm, acc, touched, n)
+            f, i, _ = st.found[0]
+            low, tf, _, _ = f.compact(i)
+            return kernels.add_term(low, tf, base, st.lo, st.hi, blocks, self.coef, norm, acc, touched, n)
         # `blocks` is ascending and a segment's blocks are consecutive: one slice per segment.
         bounds = np.searchsorted(blocks, st.part_blocks)
         for k, (f, i, offset) in enumerate(st.found):
             a, b = bounds[k]
             if b > a:
-                docs, tf = f.postings(i)
-                n = kernels.add_term(docs, tf, offset, st.lo, st.hi, blocks[a:b], self.coef, norm, acc, touched, n)
+                low, tf, _, _ = f.compact(i)
+                n = kernels.add_term(low, tf, base, st.lo, st.hi, blocks[a:b], self.coef, norm, acc, touched, n)
         return n
 
     def accumulate(self, blocks, scratch, m):
@@ -165,15 +170,16 @@ class TermScorer:
         view = self.view
         counts = np.zeros(len(candidates), np.int64)
         found = []
-        for k, (f, i, offset) in enumerate(st.found):
+        for k, (f, i, _) in enumerate(st.found):
             b0, b1 = st.part_blocks[k]
             a, b = np.searchsorted(candidates, view.block_starts[[b0, b1]])
             if b <= a:
                 continue
-            docs, tf = f.postings(i)
+            low, tf, _, _ = f.compact(i)
             mine = candidates[a:b]
             starts = np.zeros(b - a, np.int64)
-            kernels.locate(mine - offset, view.block_of(mine), docs, tf, st.lo, st.pos_lo, starts, counts[a:b])
+            kernels.locate(mine, view.block_of(mine), low, tf, view.block_base, st.lo, st.pos_lo, starts,
+                           counts[a:b])
             found.append(f.positions_at(i, starts, counts[a:b])[1])
         return counts, (np.concatenate(found) if found else np.zeros(0, np.int64))
 
@@ -352,8 +358,8 @@ class PhraseScorer:
         size = int((hi[0, blocks] - lo[0, blocks]).sum())
         docs_out = np.empty(size, np.int64)
         rows = np.empty((len(terms), size), np.int64)
-        m = kernels.phrase_blocks(f.docs, f.tf, f.positions, post_base, pos_base, lo, hi, pos_lo,
-                                  blocks, docs_out, rows)
+        m = kernels.phrase_blocks(f.low, f.tf, f.positions, f.pos_exc, f.pos_high, post_base, pos_base, lo, hi,
+                                  pos_lo, blocks, self.view.block_base, docs_out, rows)
         docs = docs_out[:m]
         # Scores as for words: the phrase's terms, in order, from zero.
         scores = np.zeros(m)

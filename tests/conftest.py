@@ -74,3 +74,28 @@ def small_index(tmp_path):
     records = [dict(r, id=f"base-{i}") for i, r in enumerate(sample_records()[:20])]
     run_arsearch("index", "--index", index, write_jsonl(tmp_path / "base.jsonl", records), check=True)
     return index
+
+
+@pytest.fixture(scope="session", autouse=True)
+def compiled_kernels(tmp_path_factory):
+    """Compile the query path's kernels (search_app.kernels) before any test runs.
+
+    numba compiles a kernel once per installation and per combination of
+    array types; on a fresh clone that takes seconds, and a test whose
+    request has a time limit would see a partial answer if it paid for it.
+    A few searches without a time limit, over the sample and a long text
+    (positions past 255 and 65,535 take other array types), pay it here.
+    """
+    from search_app.engine import SearchEngine
+
+    index = tmp_path_factory.mktemp("kernels") / "ix"
+    long_text = "قال رسول الله " + "والناس يشترون الخبز والتمر " * 14_000 + "رسول الله"
+    index_records(index, sample_records() + [{"id": "long", "title": "نص طويل", "text": long_text}])
+    engine = SearchEngine(index, time_limit=600, warmup=0)
+    try:
+        for q in ("الله", "رسول الله", '"رسول الله"', "الله -رسول", "قال رسول الله", "كتاب*"):
+            for facets in (True, False):
+                engine.search(q, facets=facets)
+                engine.search(q, page=2, facets=facets, snippets=False)
+    finally:
+        engine.close()

@@ -108,13 +108,18 @@ def test_the_combined_file_is_every_segment_in_order(sample_index):
                 want_docs += (d.astype(int) + offset).tolist()
                 want_tf += t.tolist()
                 if f.positioned:
-                    want_pos += f.positions[f.pos_starts[i]:f.pos_starts[i + 1]].tolist()
+                    want_pos += _term_positions(f, i)
             assert docs.tolist() == want_docs and tf.tolist() == want_tf, (field, term)
             if c.positioned:
-                i = c.find(term)
-                assert c.positions[c.pos_starts[i]:c.pos_starts[i + 1]].tolist() == want_pos
+                assert _term_positions(c, c.find(term)) == want_pos
         if c.lengths is not None:
             assert c.lengths.tolist() == [b for qf, _ in parts for b in qf.fields[field].lengths.tolist()]
+
+
+def _term_positions(f, i):
+    """Every position of term `i` of FieldFile `f`, posting after posting."""
+    counts = f.postings(i)[1].astype(np.int64)
+    return f.positions_at(i, np.cumsum(counts) - counts, counts)[1].tolist()
 
 
 def _results(engine, queries):
@@ -236,3 +241,129 @@ def test_deep_pages_rank_again_deeper(sample_index):
     assert [h["id"] for h in deep["hits"]] == [h["id"] for h in whole["hits"][40:50]]
     assert [h["id"] for h in first["hits"]] == [h["id"] for h in whole["hits"][:10]]
     engine.close()
+
+
+def test_postings_take_a_byte_each_and_only_the_positions_the_query_path_reads_are_kept(sample_index):
+    ix = store.open_index(sample_index)
+    reader = ix.reader()
+    combined = query_file.open_combined(store.live_path(sample_index),
+                                        [s.segment() for s, _ in reader.leaf_readers()], reader.generation())
+    for field in schema.QUERY_FIELDS:
+        f = combined.fields[field]
+        postings = int(f.post_starts[-1])
+        # A posting's document: its low byte, plus its run (3 bytes: block, count)
+        # for each block of 256 documents the term is in; an int32 took 4 bytes.
+        runs = len(f.run_counts)
+        assert f.low.nbytes + f.run_blocks.nbytes + f.run_counts.nbytes == postings + 3 * runs
+        assert postings + 3 * runs < 4 * postings, field
+    # Whoosh keeps the stemmed title's positions, nothing on the query path reads them.
+    assert ix.schema["title"].format.supports("positions")
+    assert not combined.fields["title"].positioned
+    assert not {"title.positions", "title.pos_starts"} & set(combined.header["arrays"])
+    for field in query_file.POSITION_FIELDS:
+        assert combined.fields[field].positioned, field
+
+
+def _logical(docs_per_term, positions_per_posting, doc_count, field="text_exact"):
+    """(header, arrays) as build_arrays gives them, for one positioned field."""
+    docs = [d for term in docs_per_term for d in term]
+    counts = [len(p) for term in positions_per_posting for p in term]
+    positions = [x for term in positions_per_posting for p in term for x in p]
+    starts = np.cumsum([0] + [len(t) for t in docs_per_term])
+    pos_starts = np.cumsum([0] + [sum(len(p) for p in t) for t in positions_per_posting])
+    terms = [f"ك{k:05d}".encode() for k in range(len(docs_per_term))]
+    arrays = {
+        f"{field}.terms": np.frombuffer(b"".join(terms), dtype=np.uint8),
+        f"{field}.term_starts": np.cumsum([0] + [len(t) for t in terms]).astype(np.int64),
+        f"{field}.post_starts": starts.astype(np.int64),
+        f"{field}.docs": np.array(docs, dtype=np.int32),
+        f"{field}.tf": np.array(counts, dtype=np.uint16),
+        f"{field}.pos_starts": pos_starts.astype(np.int64),
+        f"{field}.positions": np.array(positions, dtype=np.uint32),
+    }
+    header = {"format": query_file.FORMAT, "segment": None, "doc_count": doc_count,
+              "fields": {field: {"positions": True, "scorable": False, "terms": len(terms)}}}
+    return header, arrays
+
+
+@pytest.mark.parametrize("far", [300, 70_000], ids=["split-positions", "plain-positions"])
+def test_documents_and_positions_read_back_as_written(far):
+    rng = np.random.default_rng(8)
+    doc_count = 20_000_000  # block numbers past 65,535: wider than uint16
+    docs_per_term = [
+        list(range(256)),  # a whole block: a run of 256 postings
+        [255, 256, 511, 512, 65_535, 65_536],  # block edges
+        [0],
+        sorted(rng.choice(doc_count, 500, replace=False).tolist()),
+        [19_999_999],
+    ]
+    positions, plain = [], far > 65_535
+    for term in docs_per_term:
+        per_posting = []
+        for k, _ in enumerate(term):
+            n = 1 + k % 3
+            start = int(rng.integers(0, far)) if (plain or k % 10 == 0) else int(rng.integers(0, 200))
+            per_posting.append(list(range(start, start + 2 * n, 2)))
+        positions.append(per_posting)
+    header, arrays = _logical(docs_per_term, positions, doc_count)
+    qf = query_file.QueryFile.from_arrays(header, arrays)
+    f = qf.fields["text_exact"]
+    # Few positions past 255: low bytes with the rest aside; many: plain positions.
+    assert (len(f.pos_exc) == 0) == plain
+    assert f.positions.dtype == (np.uint32 if plain else np.uint8)
+    assert f.all_docs().tolist() == arrays["text_exact.docs"].tolist()
+    for i, (want_docs, want_positions) in enumerate(zip(docs_per_term, positions)):
+        docs, tf = f.postings(i)
+        assert docs.tolist() == want_docs
+        counts = tf.astype(np.int64)
+        which, got = f.positions_at(i, np.cumsum(counts) - counts, counts)
+        assert [got[which == k].tolist() for k in range(len(docs))] == want_positions
+        assert all(f.holds(i, d) for d in want_docs)
+        assert not any(f.holds(i, d + 1) for d in want_docs if d + 1 not in set(want_docs))
+
+
+def _long_text(words_before, phrase):
+    """An Arabic text with `phrase` after `words_before` other words."""
+    filler = "ذهب الرجل الصالح الي السوق واشتري خبزا وتمرا وعاد الي بيته مسرورا".split()
+    before = " ".join(filler[k % len(filler)] for k in range(words_before))
+    return f"{before} {phrase} وصلي ركعتين ثم نام"
+
+
+def test_phrases_past_position_255_match_as_whoosh_says(tmp_path):
+    # Positions are stored as their low byte and, past 255, their high bits
+    # apart: a phrase across 255/256 and far past it must still line up.
+    records = [dict(r, id=f"short-{k}") for k, r in enumerate(sample_records()[:200])]
+    for k, before in enumerate([10, 200, 254, 255, 300, 700]):
+        records.append({"id": f"long-{k}", "title": "زيارة", "text": _long_text(before, "بيت المقدس الشريف")})
+        records.append({"id": f"apart-{k}", "title": "زيارة",
+                        "text": _long_text(before, "بيت في المقدس ثم الشريف")})
+    index = tmp_path / "ix"
+    index_records(index, records)
+    engine, reference = SearchEngine(index, warmup=0), ExhaustiveEngine(index, warmup=0)
+    try:
+        f = engine.view().files[0][0].fields["text_exact"]
+        assert len(f.pos_exc) and f.positions.dtype == np.uint8  # the split form is in play
+        phrase = engine.search('"بيت المقدس الشريف"', snippets=False)
+        assert sorted(h["id"] for h in phrase["hits"]) == [f"long-{k}" for k in range(6)]
+        queries = ['"بيت المقدس الشريف"', '"المقدس الشريف"', "بيت المقدس", "المقدس الشريف وصلي", "الشريف"]
+        assert _results(engine, queries) == _results(reference, queries)
+    finally:
+        engine.close()
+        reference.close()
+
+
+def test_a_query_file_of_another_format_is_rebuilt(tmp_path):
+    index = tmp_path / "ix"
+    index_records(index, sample_records()[:60])
+    engine = SearchEngine(index, warmup=0)
+    before = _results(engine, QUERIES)
+    engine.close()
+    [arq] = list(store.live_path(index).glob("*.arq"))
+    data = arq.read_bytes()
+    current = f'"format": {query_file.FORMAT},'.encode()
+    assert current in data[:200]
+    arq.write_bytes(data.replace(current, b'"format": 1,', 1))  # as written by an older arsearch
+    engine = SearchEngine(index, warmup=0)
+    assert _results(engine, QUERIES) == before
+    engine.close()
+    assert arq.read_bytes() == data
