@@ -71,8 +71,9 @@ bp.register_error_handler(QueryError, error_response)
 bp.register_error_handler(HTTPException, error_response)
 
 
-def _int_arg(name: str, default: int) -> int:
-    raw = request.args.get(name)
+def _int_arg(args, name: str, default: int) -> int:
+    """A whole-number parameter of `args` (the request's query arguments, read once per request)."""
+    raw = args.get(name)
     if raw is None or not raw.strip():
         return default
     try:
@@ -81,8 +82,8 @@ def _int_arg(name: str, default: int) -> int:
         raise QueryError(f"{name} must be a whole number, got {raw!r}") from None
 
 
-def _bool_arg(name: str, default: bool) -> bool:
-    raw = request.args.get(name)
+def _bool_arg(args, name: str, default: bool) -> bool:
+    raw = args.get(name)
     if raw is None or not raw.strip():
         return default
     value = raw.strip().lower()
@@ -93,24 +94,25 @@ def _bool_arg(name: str, default: bool) -> bool:
     raise QueryError(f"{name} must be true or false, got {raw!r}")
 
 
-def _optional(name):
+def _optional(args, name):
     """A filter parameter; empty means absent (an HTML form sends source=)."""
-    return request.args.get(name) or None
+    return args.get(name) or None
 
 
 @bp.get("/api/search")
 def search():
+    args = request.args  # `request` is a context-local proxy: looked up once, not per parameter
     result = get_engine().search(
-        request.args.get("q"),
-        page=_int_arg("page", 1),
-        limit=_int_arg("limit", 10),
-        source=_optional("source"),
-        tag=_optional("tag"),
-        date_from=_optional("date_from"),
-        date_to=_optional("date_to"),
-        sort=_optional("sort") or "relevance",
-        snippets=_bool_arg("snippets", True),
-        facets=_bool_arg("facets", True),
+        args.get("q"),
+        page=_int_arg(args, "page", 1),
+        limit=_int_arg(args, "limit", 10),
+        source=_optional(args, "source"),
+        tag=_optional(args, "tag"),
+        date_from=_optional(args, "date_from"),
+        date_to=_optional(args, "date_to"),
+        sort=_optional(args, "sort") or "relevance",
+        snippets=_bool_arg(args, "snippets", True),
+        facets=_bool_arg(args, "facets", True),
     )
     return jsonify(result)
 
@@ -119,7 +121,7 @@ def search():
 def document(doc_id):
     # The engine checks the id against the id rules (indexer.ids): a 400
     # naming the broken rule.
-    doc = get_engine().document(doc_id, q=request.args.get("q"), offset=_int_arg("offset", 0))
+    doc = get_engine().document(doc_id, q=request.args.get("q"), offset=_int_arg(request.args, "offset", 0))
     if doc is None:
         return error_json(404, f"no document with id {doc_id!r}; ids are the hits[].id of /api/search")
     return jsonify(doc)
@@ -132,7 +134,7 @@ def suggest():
         raise QueryError("q is required: the words typed so far")
     if len(q) > MAX_QUERY_CHARS:
         raise QueryError(f"q is too long: {len(q)} characters, at most {MAX_QUERY_CHARS}")
-    limit = _int_arg("limit", 8)
+    limit = _int_arg(request.args, "limit", 8)
     if not 1 <= limit <= MAX_SUGGESTIONS:
         raise QueryError(f"limit must be between 1 and {MAX_SUGGESTIONS}, got {limit}")
     return jsonify({"query": q, "suggestions": get_engine().suggest(q, limit=limit)})

@@ -8,7 +8,9 @@ itself: see gunicorn_conf.py).
 
 import os
 
+import orjson
 from flask import Flask, current_app, jsonify, request
+from flask.json.provider import DefaultJSONProvider
 
 from search_app.engine import SearchEngine
 
@@ -23,7 +25,37 @@ RESPONSE_HEADERS = {
 }
 
 
+class JSONProvider(DefaultJSONProvider):
+    """Flask's JSON responses, written by orjson: the same bytes (compact,
+    Arabic as UTF-8, keys in the engine's order, a final newline) for ~1/6 of
+    the CPU: 78 -> 4 us for an ids-only /api/search answer, 203 -> 34 us for
+    a default one (x10 corpus), out of a few ms per request.
+
+    What orjson would write otherwise goes to Flask's own encoder: types it
+    does not take or that Flask writes its way (dates, dataclasses, Decimal,
+    non-string keys, integers past 64 bits, a lone surrogate). Floats are the
+    same number, and the same text in the range the API writes (scores and
+    took_ms are rounded); below 1e-4 orjson writes 0.00001 for 1e-05, and NaN
+    as null (json writes NaN, which is not JSON).
+    """
+
+    OPTIONS = orjson.OPT_APPEND_NEWLINE | orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
+
+    def response(self, *args, **kwargs):
+        obj = self._prepare_response_obj(args, kwargs)
+        if (self.compact is False or (self.compact is None and self._app.debug)
+                or self.ensure_ascii or self.sort_keys):
+            return super().response(obj)  # indented for a person, or settings orjson has not
+        try:
+            body = orjson.dumps(obj, option=self.OPTIONS)
+        except TypeError:  # orjson.JSONEncodeError: see above
+            return super().response(obj)
+        return self._app.response_class(body, mimetype=self.mimetype)
+
+
 class _Flask(Flask):
+    json_provider_class = JSONProvider
+
     def make_default_options_response(self):
         """OPTIONS on a route: under /api (and /healthz) JSON naming the methods.
 

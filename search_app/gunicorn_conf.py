@@ -24,3 +24,17 @@ loglevel = os.environ.get("ARSEARCH_LOG_LEVEL", "info")
 # gunicorn 25+ opens a control socket at ~/.gunicorn/gunicorn.ctl by default,
 # and a second instance deletes the first one's: arsearch needs none.
 control_socket_disable = True
+
+
+# The table that spreads connections evenly over the workers (gunicorn_worker.py):
+# the master hands each new worker a slot and frees it when the worker exits.
+def pre_fork(server, worker):
+    from search_app.gunicorn_worker import assign_slot
+
+    assign_slot(worker, server.WORKERS.values())
+
+
+def child_exit(server, worker):
+    from search_app.gunicorn_worker import release_slot
+
+    release_slot(worker)

@@ -26,6 +26,20 @@ This subclass adds:
   they are JSON in the API's shape, `{"error": {"status", "message"}}`. The
   path of a rejected request is unknown or untrustworthy, so they are JSON
   everywhere.
+- Connections spread evenly over the workers. The workers share one listening
+  socket and whichever wakes first accepts, so a burst of new connections
+  often lands on one worker (8 keep-alive clients: 8/0 or 6/2 was common),
+  and a keep-alive connection stays with the worker that accepted it: one
+  worker's threads shared one GIL while the other worker idled (131 q/s at
+  8/0 against 363 at 6/2 on the same index). Each worker publishes its open
+  connection count in a table shared by the workers (an anonymous shared map
+  made in the master, one slot per live worker, handed out by the
+  `pre_fork`/`child_exit` hooks in gunicorn_conf.py); a worker takes new
+  connections only while it has no more than any other live worker, so the
+  one with the fewest always accepts. A worker that is stopping leaves the
+  table at once, and one that has died when the master reaps it; a
+  connection that no worker has taken for UNCLAIMED_AFTER seconds (the one
+  with the fewest is hung) is taken by whichever sees it.
 
 This module is imported by gunicorn's master process: stdlib and gunicorn
 only (the app, numpy and Whoosh load in the workers).
@@ -33,8 +47,10 @@ only (the app, numpy and Whoosh load in the workers).
 
 import errno
 import json
+import mmap
 import os
 import re
+import select
 import selectors
 import socket
 import threading
@@ -66,6 +82,38 @@ HINTS = {
     501: "unsupported transfer coding",
 }
 _TIMED_OUT = object()  # marks a connection the deadline has closed
+
+# The shared table of open connections per worker slot (-1: no live worker).
+# Made here, at import in the master, so that every forked worker maps the
+# same pages; aligned 8-byte cells, each written by its one worker.
+MAX_SLOTS = 64
+ABSENT = -1
+_table = mmap.mmap(-1, MAX_SLOTS * 8)  # MAP_SHARED: writes are seen across fork
+CONNECTIONS = memoryview(_table).cast("q")
+CONNECTIONS[:] = memoryview(bytes.fromhex("ff" * 8) * MAX_SLOTS).cast("q")
+# How often a worker that holds back re-reads the table (it is not woken when
+# another worker's count changes).
+BALANCE_RECHECK = 0.02
+# A worker holding back takes a connection all the same once it has waited
+# this long: the worker whose turn it is may be stuck.
+UNCLAIMED_AFTER = 0.25
+
+
+def assign_slot(worker, live_workers):
+    """The master's `pre_fork` hook: the lowest slot no live worker holds."""
+    taken = {getattr(w, "arsearch_slot", None) for w in live_workers}
+    worker.arsearch_slot = next((i for i in range(MAX_SLOTS) if i not in taken), None)
+    if worker.arsearch_slot is not None:
+        # Absent until the worker has booted and starts accepting: a booting
+        # worker must not hold the others back.
+        CONNECTIONS[worker.arsearch_slot] = ABSENT
+
+
+def release_slot(worker):
+    """The master's `child_exit` hook: the worker is gone, its count with it."""
+    slot = getattr(worker, "arsearch_slot", None)
+    if slot is not None:
+        CONNECTIONS[slot] = ABSENT
 
 
 def json_error(status: int, reason: str, detail: str = "") -> bytes:
@@ -101,6 +149,9 @@ class ThreadWorker(gthread.ThreadWorker):
         self._reading = {}
         self._reading_lock = threading.Lock()
         self._poll_heads = False
+        self._held_back = False  # not accepting only to leave connections to a less busy worker
+        self._waiting_since = None  # when a held-back worker first saw a connection waiting
+        self._listeners = None  # a poll object over the listening sockets
 
     def init_process(self):
         # gunicorn's base worker writes its rejections with util.write_error,
@@ -131,9 +182,13 @@ class ThreadWorker(gthread.ThreadWorker):
         """A kept-alive connection has a next request coming."""
         if not self._poll_heads:
             return super().on_client_socket_readable(conn, client)
-        self.poller.unregister(client)
         self.keepalived_conns.remove(conn)
-        self._await_head(conn)
+        self._heads[conn] = [bytearray(), time.monotonic() + self.read_timeout]
+        self.poller.modify(client, selectors.EVENT_READ, partial(self._on_head_readable, conn))
+        # The request has usually arrived whole: read it now, not after one
+        # more select(). Each turn of this loop waits for the GIL, which the
+        # pool threads hold while they search.
+        self._on_head_readable(conn, client)
 
     def _await_head(self, conn):
         self._heads[conn] = [bytearray(), time.monotonic() + self.read_timeout]
@@ -171,6 +226,54 @@ class ThreadWorker(gthread.ThreadWorker):
         except (KeyError, ValueError, OSError):
             pass
         return deadline
+
+    # -- spreading connections over the workers (main thread)
+
+    def _my_turn(self) -> bool:
+        """Publish this worker's open connections; whether it may take another."""
+        slot = getattr(self, "arsearch_slot", None)
+        if slot is None:  # run without gunicorn_conf's hooks: no table
+            return True
+        if not self.alive:
+            CONNECTIONS[slot] = ABSENT  # stopping: it accepts no more, so the others must
+            return False
+        mine = CONNECTIONS[slot] = self.nr_conns
+        counts = CONNECTIONS.tolist()
+        counts[slot] = ABSENT
+        if all(n < 0 or mine <= n for n in counts):
+            self._waiting_since = None
+            return True
+        return self._unclaimed()
+
+    def _unclaimed(self) -> bool:
+        """Whether a connection has waited UNCLAIMED_AFTER seconds on the listening sockets."""
+        if self._listeners is None:
+            self._listeners = select.poll()
+            for listener in self.sockets:
+                self._listeners.register(listener, select.POLLIN)
+        if not self._listeners.poll(0):
+            self._waiting_since = None
+            return False
+        now = time.monotonic()
+        if self._waiting_since is None:
+            self._waiting_since = now
+        return now - self._waiting_since >= UNCLAIMED_AFTER
+
+    def set_accept_enabled(self, enabled):
+        """gthread's switch for accepting; on only while no other worker has fewer connections."""
+        turn = self._my_turn()
+        self._held_back = enabled and not turn
+        super().set_accept_enabled(enabled and turn)
+
+    def wait_for_and_dispatch_events(self, timeout):
+        if self._held_back:
+            # Not woken when another worker's count changes: look again soon.
+            timeout = min(timeout, BALANCE_RECHECK)
+        super().wait_for_and_dispatch_events(timeout)
+        if self._accepting or self._held_back:
+            # After an accept or a close, or with time passing: whose turn now.
+            # (gthread's loop turns accepting off itself at worker_connections.)
+            self.set_accept_enabled(True)
 
     # -- serving on a pool thread
 

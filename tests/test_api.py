@@ -338,3 +338,38 @@ def test_every_api_route_is_described(app, spec):
             served |= {(path, m.lower()) for m in rule.methods - {"HEAD", "OPTIONS"}}
     described = {(path, m) for path, item in spec["paths"].items() for m in item}
     assert served == described
+
+
+@pytest.mark.parametrize("url", [
+    "/api/search?q=الكتاب",  # snippets with <mark>, facets, Arabic as UTF-8
+    "/api/search?q=المدرسة&limit=5&page=2&snippets=false&facets=false",
+    "/api/search?q=zyhvm",  # a Latin-layout query: searched_for and a suggestion
+    "/api/search?q=",  # the error shape
+    "/api/documents/quran:2:255?q=الله",
+    "/api/suggest?q=الم",
+    "/healthz",
+    "/api/openapi.json",
+])
+def test_json_bytes_are_flasks_own(app, client, url):
+    """orjson writes the responses (app.JSONProvider): byte for byte what Flask's
+    json module wrote, so no client sees a change but the time it took."""
+    from flask.json.provider import DefaultJSONProvider
+
+    response = client.get(url)
+    body = response.get_data()
+    flasks = DefaultJSONProvider(app)
+    flasks.ensure_ascii, flasks.sort_keys = False, False  # as create_app sets them
+    with app.app_context():
+        assert body == flasks.response(response.get_json()).get_data()
+    assert b"\\u06" not in body  # Arabic as UTF-8, not \u escapes
+
+
+def test_values_orjson_does_not_take_are_written_by_flask(app):
+    """Dates (Flask writes HTTP dates), Decimals and integer keys go to Flask's encoder."""
+    import datetime
+    import decimal
+
+    with app.app_context():
+        body = app.json.response({"date": datetime.date(2020, 1, 2), "n": decimal.Decimal("1.5"),
+                                  "by_year": {2020: 3}}).get_data(as_text=True)
+    assert body == '{"date":"Thu, 02 Jan 2020 00:00:00 GMT","n":"1.5","by_year":{"2020":3}}\n'

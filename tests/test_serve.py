@@ -150,3 +150,123 @@ def test_serve_with_a_missing_index_says_so(tmp_path, home):
     )
     assert result.returncode == 1
     assert "no index at" in result.stderr
+
+
+def worker_connections(master_pid, port, peer_port=None) -> dict:
+    """{worker pid: established connections to `port` (from `peer_port`) it holds} (Linux /proc)."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(table) as f:
+            for line in f.readlines()[1:]:
+                fields = line.split()
+                # local address (hex ip:port), state 01 = ESTABLISHED, inode
+                if (int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == "01"
+                        and peer_port in (None, int(fields[2].rsplit(":", 1)[1], 16))):
+                    inodes.add(f"socket:[{fields[9]}]")
+    counts = {}
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                if int(f.read().rsplit(")", 1)[1].split()[1]) != master_pid:
+                    continue
+            fds = os.listdir(f"/proc/{pid}/fd")
+            counts[int(pid)] = sum(os.readlink(f"/proc/{pid}/fd/{fd}") in inodes for fd in fds)
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+    return counts
+
+
+def holder(server, sock) -> int:
+    """The pid of the worker that holds the connection `sock` (Linux /proc)."""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        # The worker's end of `sock` is the connection whose peer is sock's local port.
+        for pid, n in worker_connections(server.proc.pid, server.port, sock.getsockname()[1]).items():
+            if n:
+                return pid
+        time.sleep(0.05)
+    raise AssertionError("no worker holds the connection")
+
+
+def both_workers_accepting(server, request):
+    """Wait until both workers have booted and accept (one connection at a time)."""
+    seen, deadline = set(), time.monotonic() + 60
+    while len(seen) < 2 and time.monotonic() < deadline:
+        with socket.create_connection(("127.0.0.1", server.port), timeout=30) as c:
+            c.sendall(request)
+            assert c.recv(65536).startswith(b"HTTP/1.1 200")
+            seen.add(holder(server, c))
+    assert len(seen) == 2, "the second worker never took a connection"
+    while sum(worker_connections(server.proc.pid, server.port).values()):
+        time.sleep(0.05)  # the server closes its ends of those
+
+
+def search_request() -> bytes:
+    return ("GET /api/search?q=" + urllib.parse.quote("العلم")
+            + " HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").encode("ascii")
+
+
+@pytest.fixture(scope="module")
+def kept_alive(tmp_path_factory):
+    """A server for the two tests below; idle connections are kept 60 s, not gunicorn's 2,
+    so that the ones a test holds stay with their worker while it looks."""
+    folder = tmp_path_factory.mktemp("kept-alive")
+    index_records(folder / "ix", DOCS)
+    os.makedirs(folder / "home")
+    server = Server("--index", folder / "ix", env=dict(os.environ, HOME=str(folder / "home"),
+                                                       GUNICORN_CMD_ARGS="--keep-alive 60"))
+    yield server
+    server.stop()
+
+
+def test_keep_alive_connections_are_spread_evenly_over_the_workers(kept_alive):
+    """A burst of keep-alive clients is shared by both workers, not left to whichever
+    woke first: a connection stays with its worker, and one worker's threads share
+    one GIL (8 clients on one worker served a third of what 4 + 4 did)."""
+    server = kept_alive
+    request = search_request()
+    clients = []
+    try:
+        both_workers_accepting(server, request)
+        # The burst: all connected at once, then one request each.
+        clients = [socket.create_connection(("127.0.0.1", server.port), timeout=30) for _ in range(8)]
+        for c in clients:
+            c.sendall(request)
+        for c in clients:
+            assert c.recv(65536).startswith(b"HTTP/1.1 200")
+        counts = sorted(worker_connections(server.proc.pid, server.port).values())
+        assert counts == [4, 4], counts
+    finally:
+        for c in clients:
+            c.close()
+
+
+def test_a_hung_worker_does_not_hold_new_connections_back(kept_alive):
+    """The worker with fewer connections is stopped (as if stuck): the other one,
+    which leaves new connections to it, takes them after a short wait instead of
+    until the master's 30 s timeout replaces the stuck one."""
+    server = kept_alive
+    request = search_request()
+    clients, stopped = [], None
+    try:
+        both_workers_accepting(server, request)
+        for _ in range(3):  # two on one worker, one on the other
+            clients.append(socket.create_connection(("127.0.0.1", server.port), timeout=30))
+            clients[-1].sendall(request)
+            assert clients[-1].recv(65536).startswith(b"HTTP/1.1 200")
+        counts = worker_connections(server.proc.pid, server.port)
+        assert sorted(counts.values()) == [1, 2], counts
+        stopped = min(counts, key=counts.get)
+        os.kill(stopped, signal.SIGSTOP)
+        started = time.monotonic()
+        with socket.create_connection(("127.0.0.1", server.port), timeout=30) as c:
+            c.sendall(request)
+            assert c.recv(65536).startswith(b"HTTP/1.1 200")
+        assert time.monotonic() - started < 5  # ~0.25 s; stuck until the 30 s timeout without the fallback
+    finally:
+        if stopped:
+            os.kill(stopped, signal.SIGCONT)
+        for c in clients:
+            c.close()
