@@ -19,7 +19,7 @@ from indexer.tokenize import word_spans
 
 # Bump when any rule changes what a text indexes to: indexes record it and
 # refuse to open under another version (they must be rebuilt).
-ANALYSIS_VERSION = 1
+ANALYSIS_VERSION = 2
 
 
 @dataclass(frozen=True)

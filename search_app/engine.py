@@ -117,6 +117,16 @@ class _Generation:
         self.results = OrderedDict()
 
 
+def whole_phrase_words(q):
+    """The words of a query that is one quoted phrase of several words ("..."), else None."""
+    q = q.strip()
+    if len(q) > 2 and q[0] == q[-1] == '"' and q.count('"') == 2:
+        inner = q[1:-1].strip()
+        if len(inner.split()) > 1:
+            return inner
+    return None
+
+
 def parse_date(value, name, end=False):
     """A date filter parameter (the one ISO 8601 parser, indexer.dates), or QueryError."""
     try:
@@ -460,6 +470,14 @@ class SearchEngine:
                                       deadline)
                     if fixed["total"]:
                         result, searched_for = fixed, arabic
+                words = whole_phrase_words(q)
+                if result["total"] == 0 and words and not deadline.passed():
+                    # A question pasted in quotes is one exact phrase, which is
+                    # rarely in any document as written: search its words.
+                    loose = self._run(view, words, source, tag, start_date, end_date, sort, depth, facets,
+                                      deadline)
+                    if loose["total"]:
+                        result, searched_for = loose, words
                 result["searched_for"] = searched_for
                 # A result cut short by the deadline is served once, never
                 # remembered: the next request gets the full one.
@@ -691,12 +709,18 @@ class SearchEngine:
             if len(looked_at) == MAX_SUGGESTION_WORDS or deadline.passed():
                 break
             looked_at[w.text] = None
-            forms = [t.exact for t in analyze(w.text)]
-            if len(forms) != 1:
-                continue
-            exact = forms[0]
+            tokens = analyze(w.text)
+            if len(tokens) != 1 or tokens[0].stem is None:
+                continue  # several words, or a stopword: never changed
+            exact, stem = tokens[0].exact, tokens[0].stem
             if view.doc_frequency("text_exact", exact) or view.doc_frequency("title_exact", exact):
                 continue  # the word is in the index: nothing to correct
+            if view.doc_frequency("text", stem) or view.doc_frequency("title", stem):
+                # Another form of it is (معنى, in no document as written, shares
+                # its stem with معناه): a real word, and it finds results. A
+                # suggestion replaces a word that finds nothing at all, so it
+                # always finds more.
+                continue
             # Closest first, then most frequent: الجزاير -> الجزائر, not a
             # frequent word two edits away.
             best, best_key = None, None

@@ -73,7 +73,9 @@ SCHEMAS = {
             "suggestion": {**NULLABLE_STRING, "description": "A corrected query (did you mean)."},
             "searched_for": {
                 **NULLABLE_STRING,
-                "description": "The Arabic actually searched when q was typed on a Latin keyboard layout.",
+                "description": ("What was actually searched when q found nothing as typed: the Arabic "
+                                "of a query typed on a Latin keyboard layout, or the words of a query "
+                                "that was one quoted phrase found in no document."),
             },
         },
         required=["query", "total", "total_relation", "page", "limit", "took_ms", "partial", "hits",

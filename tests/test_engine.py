@@ -76,7 +76,9 @@ def test_all_words_rank_above_some(engine):
 
 def test_quoted_phrase_keeps_stopwords(engine):
     assert ids(engine.search('"في الجزائر"')) == ["algeria"]
-    assert ids(engine.search('"الجزائر في"')) == []
+    # In the other order the phrase is in no document: its words are searched, and the answer says so.
+    reversed_order = engine.search('"الجزائر في"')
+    assert reversed_order["searched_for"] == "الجزائر في" and engine.search('"في الجزائر"')["searched_for"] is None
 
 
 def test_exclusion_or_fields_and_source(engine):
@@ -215,3 +217,27 @@ def test_query_typed_with_dagger_alef_or_ligature(engine):
     assert ids(engine.search("ٱلْعَٰلَمِينَ"))[0] == "quran"
     # "الحمد,لله" without a space: both words are required.
     assert ids(engine.search("الحمد,لله")) == ["quran"]
+
+
+def test_did_you_mean_leaves_real_words_and_stopwords_alone(tmp_path):
+    # معنى is in no document as written, but its stem is (والمعنى): a real
+    # word, not a typo of the more frequent مني. الي is a stopword's spelling.
+    records = [{"id": f"d{i}", "title": "خبر", "text": text} for i, text in enumerate([
+        "هذا والمعنى في اللغة", "منى ومنى ومني في الطريق", "مني الطالب", "مني", "ذهب الى السوق"])]
+    index_records(tmp_path / "ix", records)
+    engine = SearchEngine(tmp_path / "ix", warmup=0)
+    assert engine.search("معنى")["suggestion"] is None
+    assert engine.search("الي السوق")["suggestion"] is None
+    # A word found in no form still gets one: السوك -> السوق.
+    assert engine.search("السوك")["suggestion"] == "السوق"
+
+
+def test_a_quoted_question_found_nowhere_searches_its_words(engine):
+    # Pasted in quotes, a question is one exact phrase: no document has it.
+    result = engine.search('"الحمد في الكتاب"')
+    assert result["total"] > 0 and result["searched_for"] == "الحمد في الكتاب"
+    assert result["hits"] == engine.search("الحمد في الكتاب")["hits"]
+    # A phrase that is found stays a phrase.
+    assert engine.search('"الحمد لله"')["searched_for"] is None
+    # One quoted word is not a phrase to loosen.
+    assert engine.search('"زززز"')["searched_for"] is None

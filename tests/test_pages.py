@@ -119,6 +119,13 @@ def test_latin_layout_note(client):
     assert "فبحثنا عن «العلم»" in html and "/doc/vocal" in html
 
 
+def test_quoted_question_note(client):
+    # No document has these words as one phrase: the page says their words were searched.
+    html = page(client, '/?q="العلم في الكتاب"')
+    assert "لم نجد العبارة" in html and "فبحثنا عن كلماتها" in html and 'class="hit"' in html
+    assert "بلوحة المفاتيح" not in html
+
+
 def test_empty_state(client):
     html = page(client, "/?q=زرافة")
     assert "لا توجد نتائج" in html and 'class="hit"' not in html

@@ -1,7 +1,9 @@
 """Light stemming and stopwords on the analysed stream."""
 
+import pytest
+
 from indexer.analysis import analyze
-from indexer.stem import stem
+from indexer.stem import _strip_suffixes, stem, stem_exclusions
 from indexer.stopwords import parse_stopwords, stopwords
 
 
@@ -58,3 +60,66 @@ def test_conjunction_then_article_is_removed():
     # ...but never a second single-letter prefix, and never below two letters.
     assert stem("وولد") == "ولد"
     assert stem("والد") == "الد"  # as Lucene: وال would leave one letter
+
+
+def stem_of(word):
+    return analyze(word)[0].stem
+
+
+# Pairs light10 merges by cutting a suffix off the first word: the stem
+# exclusion set keeps them apart.
+MERGED_BY_LIGHT10 = [
+    ("الإنسان", "أنس"),  # human / the name Anas
+    ("عمران", "عمر"),  # (Al) Imran / Umar
+    ("الآخرة", "آخر"),  # the hereafter / other
+    ("سليمان", "سليم"),  # Sulayman / Salim
+    ("الإيمان", "أيم"),  # faith / widow
+]
+
+
+@pytest.mark.parametrize("word, other", MERGED_BY_LIGHT10)
+def test_excluded_words_do_not_merge_with_another_word(word, other):
+    assert stem_of(word) != stem_of(other)
+
+
+def test_excluded_words_still_lose_their_prefixes():
+    # القرآن with the article, with و + article and with ب + article: one stem.
+    assert stem_of("القرآن") == stem_of("والقرآن") == stem_of("بالقرآن") == stem_of("قرآن") == "قران"
+    assert stem_of("الآخرة") == stem_of("والآخرة") == "اخره"
+
+
+def test_names_keep_their_last_letter():
+    assert [stem_of(w) for w in ("موسى", "عيسى", "يحيى", "هارون")] == ["موسي", "عيسي", "يحيي", "هارون"]
+
+
+def test_every_exclusion_entry_is_a_word_light10_would_change():
+    """An entry light10 leaves alone would only lengthen the list."""
+    for word in stem_exclusions():
+        assert _strip_suffixes(word) != word, word
+
+
+@pytest.mark.parametrize("written, stem_expected", [
+    ("كتاباً", "كتاب"),  # tanween fath, the alef written
+    ("سلاما", "سلام"),
+    ("مسلما", "مسلم"),
+    ("رسولا", "رسول"),
+])
+def test_accusative_alef_is_dropped(written, stem_expected):
+    assert stem_of(written) == stem_expected == stem_of(stem_expected)
+
+
+@pytest.mark.parametrize("word", [
+    "علما",  # four letters: too short to tell from a word ending in alef
+    "كتابنا",  # نا: "our"
+    "كتبوا",  # وا: the verb's plural
+    "سوريا",  # يا: a country, not سوري (Syrian)
+    "دنيا",
+])
+def test_alef_that_is_not_accusative_stays(word):
+    assert stem_of(word).endswith("ا")
+
+
+def test_fused_question_words_are_stopwords():
+    # ماهي حكم / ماهو / بماذا, typed without the space.
+    assert stems("ماهي ماهو بماذا") == [None, None, None]
+    assert stems("ماهي الصلاة")[1] == stem_of("الصلاة")
