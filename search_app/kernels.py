@@ -204,14 +204,8 @@ def locate(cands, cand_blocks, low, tf, block_base, lo, pos_lo, starts, counts):
 @njit(cache=True, nogil=True)
 def _holds(positions, a, b, want):
     """Whether the sorted positions[a:b] hold `want` (binary search)."""
-    end = b
-    while a < b:
-        mid = (a + b) >> 1
-        if positions[mid] < want:
-            a = mid + 1
-        else:
-            b = mid
-    return a < end and positions[a] == want
+    i = _lower_bound(positions, a, b, want)
+    return i < b and positions[i] == want
 
 
 @njit(cache=True, nogil=True)
