@@ -3,6 +3,8 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
+import time
 from importlib import resources
 from pathlib import Path
 
@@ -99,3 +101,18 @@ def compiled_kernels(tmp_path_factory):
                 engine.search(q, page=2, facets=facets, snippets=False)
     finally:
         engine.close()
+
+
+def wait_for(condition, seconds, what, interval=0.05):
+    """Poll `condition()` until it returns something true (returned), or fail
+    after `seconds` saying `what` did not happen. Between polls the wait is
+    on an Event, so a poll is never a blind sleep standing in for a result."""
+    deadline = time.monotonic() + seconds
+    pause = threading.Event()
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} within {seconds} s")
+        pause.wait(interval)

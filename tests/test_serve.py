@@ -12,7 +12,7 @@ import urllib.request
 
 import pytest
 
-from tests.conftest import arsearch_command, index_records
+from tests.conftest import arsearch_command, index_records, wait_for
 
 DOCS = [
     {"id": "v1", "title": "باب العلم", "text": "قَالَ رَسُولُ اللَّهِ: طَلَبُ الْعِلْمِ فَرِيضَةٌ", "source": "hadith"},
@@ -35,17 +35,20 @@ class Server:
                                   "--workers", "2", *map(str, args)],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
         )
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"server exited: {self.proc.stdout.read()}")
-            try:
-                self.get("/healthz")
-                return
-            except (urllib.error.URLError, ConnectionError):
-                time.sleep(0.2)
-        self.stop()
-        raise AssertionError("server did not start in time")
+        try:
+            wait_for(self._answers, 120, "the server did not answer /healthz", interval=0.2)
+        except AssertionError:
+            self.stop()
+            raise
+
+    def _answers(self):
+        if self.proc.poll() is not None:
+            raise AssertionError(f"server exited: {self.proc.stdout.read()}")
+        try:
+            self.get("/healthz")
+            return True
+        except (urllib.error.URLError, ConnectionError):
+            return False
 
     def get(self, path):
         try:
@@ -180,14 +183,12 @@ def worker_connections(master_pid, port, peer_port=None) -> dict:
 
 def holder(server, sock) -> int:
     """The pid of the worker that holds the connection `sock` (Linux /proc)."""
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
+    def holding():
         # The worker's end of `sock` is the connection whose peer is sock's local port.
-        for pid, n in worker_connections(server.proc.pid, server.port, sock.getsockname()[1]).items():
-            if n:
-                return pid
-        time.sleep(0.05)
-    raise AssertionError("no worker holds the connection")
+        counts = worker_connections(server.proc.pid, server.port, sock.getsockname()[1])
+        return next((pid for pid, n in counts.items() if n), None)
+
+    return wait_for(holding, 10, "no worker held the connection")
 
 
 def both_workers_accepting(server, request):
@@ -199,8 +200,9 @@ def both_workers_accepting(server, request):
             assert c.recv(65536).startswith(b"HTTP/1.1 200")
             seen.add(holder(server, c))
     assert len(seen) == 2, "the second worker never took a connection"
-    while sum(worker_connections(server.proc.pid, server.port).values()):
-        time.sleep(0.05)  # the server closes its ends of those
+    # The server closes its ends of those.
+    wait_for(lambda: not sum(worker_connections(server.proc.pid, server.port).values()), 30,
+             "the workers did not close the probe connections")
 
 
 def search_request() -> bytes:

@@ -4,6 +4,7 @@ rejections, OPTIONS, and the headers every response carries."""
 import json
 import os
 import re
+import select
 import socket
 import threading
 import time
@@ -158,12 +159,15 @@ def test_a_request_that_is_not_sent_in_time_gets_a_json_408(index, tmp_path):
 
 
 def send_slowly(sock, path, last=False):
-    """One request, a line every 0.5 s: 2 s in all."""
+    """One request, a line every 0.5 s: 2 s in all. Before each line the client
+    watches the connection for its 0.5 s: the server, waiting for the rest of a
+    timely request, must neither answer nor hang up."""
     lines = (b"GET " + path.encode() + b" HTTP/1.1\r\n", b"Host: 127.0.0.1\r\n",
              b"Connection: close\r\n" if last else b"Accept: application/json\r\n", b"\r\n")
     for line in lines:
+        readable, _, _ = select.select([sock], [], [], 0.5)
+        assert not readable, "the server answered or closed before the request was complete"
         sock.sendall(line)
-        time.sleep(0.5)  # the client's pace, not a wait for the server
 
 
 def test_the_read_limit_is_per_request_and_spares_slow_but_timely_clients(index, tmp_path):
