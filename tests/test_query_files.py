@@ -9,6 +9,7 @@ holds.
 """
 
 import random
+from contextlib import contextmanager
 
 import numpy as np
 import pytest
@@ -175,16 +176,23 @@ def test_an_index_folder_that_cannot_be_written_gets_query_files_in_memory(tmp_p
     assert not list(store.live_path(index).glob("*.arq"))
 
 
+@contextmanager
+def _with_reference(index):
+    """(engine, exhaustive reference engine) over one index, both closed after."""
+    engine, reference = SearchEngine(index, warmup=0), ExhaustiveEngine(index, warmup=0)
+    try:
+        yield engine, reference
+    finally:
+        engine.close()
+        reference.close()
+
+
 def _same_as_exhaustive(index):
     # A merge changes Whoosh's statistics a little (total lengths are summed
     # again from the lossy length bytes), so compare with the exhaustive path
     # on the same index, not with before the merge.
-    engine, reference = SearchEngine(index, warmup=0), ExhaustiveEngine(index, warmup=0)
-    try:
+    with _with_reference(index) as (engine, reference):
         assert _results(engine, QUERIES) == _results(reference, QUERIES)
-    finally:
-        engine.close()
-        reference.close()
 
 
 def test_merged_segments_get_query_files_and_leave_no_stale_ones(tmp_path):
@@ -339,17 +347,13 @@ def test_phrases_past_position_255_match_as_whoosh_says(tmp_path):
                         "text": _long_text(before, "بيت في المقدس ثم الشريف")})
     index = tmp_path / "ix"
     index_records(index, records)
-    engine, reference = SearchEngine(index, warmup=0), ExhaustiveEngine(index, warmup=0)
-    try:
+    with _with_reference(index) as (engine, reference):
         f = engine.view().files[0][0].fields["text_exact"]
         assert len(f.pos_exc) and f.positions.dtype == np.uint8  # the split form is in play
         phrase = engine.search('"بيت المقدس الشريف"', snippets=False)
         assert sorted(h["id"] for h in phrase["hits"]) == [f"long-{k}" for k in range(6)]
         queries = ['"بيت المقدس الشريف"', '"المقدس الشريف"', "بيت المقدس", "المقدس الشريف وصلي", "الشريف"]
         assert _results(engine, queries) == _results(reference, queries)
-    finally:
-        engine.close()
-        reference.close()
 
 
 def test_a_query_file_of_another_format_is_rebuilt(tmp_path):
