@@ -33,7 +33,7 @@ FACET_FIELDS = ("source", "tags")
 QUERY_FIELDS = SEARCH_FIELDS + FACET_FIELDS
 # Fields whose positions the query files keep: the ones the query path reads,
 # for phrases (the exact fields, search_app.engine._phrase_plan) and the
-# adjacency bonus (the stemmed text, engine._adjacency_bonus). Whoosh keeps
+# proximity bonus (the stemmed text, engine._proximity). Whoosh keeps
 # every field's positions; the stemmed title's are never read.
 POSITION_FIELDS = ("title_exact", "text_exact", "text")
 

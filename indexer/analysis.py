@@ -12,14 +12,14 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Optional
 
-from indexer.normalize import ALEF, ALEF_MAKSURA, SUPERSCRIPT_ALEF, WAW, normalize, words
+from indexer.normalize import ALEF, ALEF_MAKSURA, SUPERSCRIPT_ALEF, WAW, normalize, spelling, words
 from indexer.stem import stem
 from indexer.stopwords import stopwords
 from indexer.tokenize import word_spans
 
 # Bump when any rule changes what a text indexes to: indexes record it and
 # refuse to open under another version (they must be rebuilt).
-ANALYSIS_VERSION = 2
+ANALYSIS_VERSION = 3
 
 
 @dataclass(frozen=True)
@@ -70,11 +70,12 @@ def _dagger_alef_as_alef(word: str) -> str:
     return "".join(chars)
 
 
-def stem_or_stop(exact: str) -> Optional[str]:
-    """Stem of a normalized word, or None for a stopword."""
-    if exact in stopwords():
-        return None
-    return stem(exact)
+def _forms(surface: str, new_position=True) -> list:
+    """A Form per word of `surface`: the normalized word, and its stem unless
+    the word as spelled (before ى folds into ي) is a stopword."""
+    spelled = words(spelling(surface))
+    return [Form(normalize(word), None if word in stopwords() else stem(normalize(word)), new_position)
+            for word in spelled]
 
 
 @lru_cache(maxsize=1 << 18)
@@ -85,16 +86,13 @@ def analyze_surface(surface: str) -> tuple:
     a word written with a dagger alef also gives the full-alef spelling at
     the same position, so both ذلك and العالمين find the Qur'anic spelling.
     """
-    forms = []
-    for word in words(normalize(surface)):
-        forms.append(Form(word, stem_or_stop(word)))
+    forms = _forms(surface)
     if SUPERSCRIPT_ALEF in surface:
-        alternates = words(normalize(_dagger_alef_as_alef(surface)))
+        alternates = _forms(_dagger_alef_as_alef(surface), new_position=False)
         if len(alternates) == len(forms):
             for i in range(len(forms) - 1, -1, -1):
-                alt = alternates[i]
-                if alt != forms[i].exact:
-                    forms.insert(i + 1, Form(alt, stem_or_stop(alt), new_position=False))
+                if alternates[i].exact != forms[i].exact:
+                    forms.insert(i + 1, alternates[i])
     return tuple(forms)
 
 

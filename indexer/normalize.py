@@ -113,7 +113,22 @@ def _fold_char(cp):
 
 
 _TABLE = _FoldTable((ord(k), v) for k, v in LETTER_FOLDS.items())
+# The same folds but alef maksura kept: for stopwords, which are told apart
+# before ى and ي merge (على "on" is a stopword, علي the name Ali is not).
+_SPELLING_TABLE = _FoldTable((ord(k), v) for k, v in LETTER_FOLDS.items() if k != ALEF_MAKSURA)
+_SPELLING_TABLE[ord(ALEF_MAKSURA)] = ord(ALEF_MAKSURA)
 _MAX_ROUNDS = 4
+
+
+def _fold(text, table):
+    if text.isascii():
+        return text.lower()
+    for _ in range(_MAX_ROUNDS):
+        folded = unicodedata.normalize("NFKC", text).translate(table)
+        if folded == text:
+            break
+        text = folded
+    return text
 
 
 def normalize(text: str) -> str:
@@ -124,14 +139,14 @@ def normalize(text: str) -> str:
     fold can expose a new NFKC composition or case pair, so repeat until
     nothing changes (in practice at most twice).
     """
-    if text.isascii():
-        return text.lower()
-    for _ in range(_MAX_ROUNDS):
-        folded = unicodedata.normalize("NFKC", text).translate(_TABLE)
-        if folded == text:
-            break
-        text = folded
-    return text
+    return _fold(text, _TABLE)
+
+
+def spelling(text: str) -> str:
+    """`normalize` without folding alef maksura into yeh: على stays على and
+    علي stays علي, so stopwords can be told apart from the words their
+    folded form merges with (Lucene removes stopwords before normalizing)."""
+    return _fold(text, _SPELLING_TABLE)
 
 
 _MARKS_ONLY = {

@@ -15,15 +15,17 @@ generation.
 
 Time limit: one deadline per request covers parsing, expansions (prefix* and
 typo~), scoring, phrases, the wrong-keyboard-layout retry, did-you-mean, the
-adjacency bonus and the hits' snippets. When it passes, the engine returns
+proximity bonus and the hits' snippets. When it passes, the engine returns
 what it has verified so far with `partial: true`: fewer documents or a
 coarser ranking, never a document that does not match.
 
-Ranking, from the top: documents matching more of the query's clauses; then,
-for several plain words, documents where the words stand together as a
-phrase; then the BM25F score (Whoosh's formula) summed over the stemmed and
-exact fields with the boosts of `schema.FIELD_BOOSTS`, so an exact-form match
-outranks a stem-only one.
+Ranking: the BM25F score (Whoosh's formula) summed over the stemmed and
+exact fields with the boosts of `schema.FIELD_BOOSTS` (an exact-form match
+outranks a stem-only one), times the coordination of the clauses matched,
+weighted by their rarity; documents matching only common clauses come after
+the others (search_app.scoring says how). For several plain words, the best
+candidates then gain up to PROXIMITY_WEIGHT when the query's content words
+stand close together (stopwords skipped).
 
 Stages: the query is parsed (search_app.query), each atom becomes a scorer
 over the view's query files (the plan, here), search_app.scoring finds the
@@ -67,7 +69,9 @@ MAX_NEAR_TERMS = 200  # terms within the edit distance kept per word looked at
 MAX_LEXICON_SCAN = 20_000  # lexicon terms read per word for typo~ and did-you-mean
 MAX_SUGGESTION_WORDS = 4  # distinct query words did-you-mean looks at
 MAX_COMPLETION_SCAN = 2_000  # lexicon terms read per completion request
-PHRASE_BONUS_CANDIDATES = 100
+PROXIMITY_CANDIDATES = 100  # best documents the proximity bonus looks at
+PROXIMITY_WINDOW = 5  # positions apart (stopwords keep theirs) that count as standing together
+PROXIMITY_WEIGHT = 0.2  # score x (1 + this x share of neighbouring query words standing together)
 DEFAULT_TIME_LIMIT = 1.0  # seconds
 DEFAULT_WARMUP = 3.0  # at most, per generation: page in the query file, load the kernels
 FEW_RESULTS = 3  # below this, look for a spelling suggestion
@@ -595,7 +599,7 @@ class SearchEngine:
                 plain_words.append(clause.options[0])
 
         if len(plain_words) >= 2:
-            depth = max(depth, PHRASE_BONUS_CANDIDATES)  # the documents the adjacency bonus looks at
+            depth = max(depth, PROXIMITY_CANDIDATES)  # the documents the proximity bonus looks at
 
         filtered = bool(source or tag or start_date or end_date or parsed.sources or excluded or unknown)
 
@@ -608,6 +612,7 @@ class SearchEngine:
             return ok
 
         exact = True
+        weights, rare = scoring.clause_weights(view, scorers)
         if any(counted) and scorers:
             matches = None
             if all(s.countable for s in scorers):
@@ -619,11 +624,12 @@ class SearchEngine:
             # phrases included; without, up to scoring.TRACK_TOTAL_HITS.
             found = scoring.top(view, scorers, keep, depth, deadline, sort,
                                 None if matches is None else len(matches),
-                                track=None if facets else scoring.TRACK_TOTAL_HITS)
+                                track=None if facets else scoring.TRACK_TOTAL_HITS, weights=weights, rare=rare)
             if matches is None:
                 matches = np.sort(np.concatenate(found.counted)) if found.counted else EMPTY_DOCS
             total, exact = found.total, found.exact
-            docs, score, matched_count = found.docs, found.scores, found.counts
+            docs, matched_count = found.docs, found.counts
+            score = scoring.coordinated(found.scores, found.weights, found.total_weight)
         elif parsed.sources and not parsed.clauses and not deadline.passed():
             # Only a source: filter: every document of that source, by date.
             docs = np.flatnonzero(view.live)
@@ -633,24 +639,26 @@ class SearchEngine:
         else:
             docs = matches = EMPTY_DOCS
             total, score, matched_count = 0, np.zeros(0), np.zeros(0, np.int16)
-        # Rank the best `depth` (ties included) as the exhaustive path did.
+        # Rank the best `depth` (ties included): the order scoring.top ranked by.
         if sort == "date":
             when = view.dates[docs]
             rows = _top(when, depth)
             order = np.lexsort((-score[rows], -when[rows]))
+            ranked_scores = score[rows][order][:depth]
         else:
-            # matched clauses first, then score (BM25 sums stay far below 1e6)
-            rows = _top(matched_count * scoring.TIER + score, depth)
-            order = np.lexsort((-score[rows], -matched_count[rows]))
+            rows = _top(scoring.ranking_key(matched_count, score), depth)
+            row_scores = score[rows]
+            tier = (matched_count[rows] > 0).astype(np.int8)
             if len(plain_words) >= 2 and len(rows) and not deadline.passed():
-                bonus = self._adjacency_bonus(view, plain_words, docs[rows], order,
-                                              matched_count[rows], deadline)
-                order = np.lexsort((-score[rows], -bonus, -matched_count[rows]))
+                row_scores = row_scores * self._proximity(view, plain_words, docs[rows],
+                                                          scoring.ranking_key(tier, row_scores), deadline)
+            order = np.lexsort((-row_scores, -tier))
+            ranked_scores = row_scores[order][:depth]
         ranked_rows = rows[order][:depth]
         counts = {name: view.facet_counts(name, matches) for name in view.facets} if facets else {}
         result = {
             "ranked": docs[ranked_rows],
-            "scores": score[ranked_rows],
+            "scores": ranked_scores,
             "depth": depth,
             "total": total,
             "total_relation": "eq" if exact else "gte",
@@ -664,33 +672,33 @@ class SearchEngine:
             result["suggestion"] = self._suggestion(view, q, plain_words, deadline)
         return result
 
-    def _adjacency_bonus(self, view, words, docs, order, matched_count, deadline):
-        """1 for the best candidates where the words stand together, in order.
+    def _proximity(self, view, words, docs, key, deadline):
+        """Each document's proximity factor: 1 + PROXIMITY_WEIGHT x the share of
+        neighbouring content words of the query (stopwords skipped) that stand
+        within PROXIMITY_WINDOW positions of each other in its text, in either order.
 
-        Verified only on the top PHRASE_BONUS_CANDIDATES documents that match
-        every word: positions are read for a handful of documents, never
-        for every match. Past the deadline the rest keep no bonus (a coarser
-        ranking, the same documents).
+        Looked at for the PROXIMITY_CANDIDATES best documents by `key` only:
+        positions are read for a handful of documents, never for every match.
+        Past the deadline the rest keep factor 1 (a coarser ranking, the same
+        documents).
         """
-        bonus = np.zeros(len(docs), dtype=np.int8)
+        factor = np.ones(len(docs))
         stems = []
         for w in words:
-            tokens = [t for t in analyze(w.text) if t.stem]
-            if not tokens:
-                return bonus
-            stems.append(tokens[0].stem)
-        full = len(words)
-        top = np.array([i for i in order[:PHRASE_BONUS_CANDIDATES] if matched_count[i] >= full], dtype=np.int64)
-        if not len(top):
-            return bonus
-        terms = [TermScorer(view, "text", s, 1.0) for s in stems]
-        if deadline.passed():
-            return bonus
-        # The stemmed stream keeps a stopword's position, so allow a gap of one.
-        candidates = scoring.holding_all(view, terms, np.unique(docs[top]))
-        found = candidates[scoring.in_sequence(view, terms, candidates, gap=True)]
-        bonus[top[sorted_member(docs[top], found)]] = 1
-        return bonus
+            stems += [t.stem for t in analyze(w.text)[:1] if t.stem]
+        pairs = [(a, b) for a, b in zip(stems, stems[1:]) if a != b]
+        if not pairs:
+            return factor
+        best = _top(key, PROXIMITY_CANDIDATES)
+        candidates, where = np.unique(docs[best], return_index=True)
+        close = np.zeros(len(candidates), np.int64)
+        terms = {s: TermScorer(view, "text", s, 1.0) for s in set(stems)}
+        for a, b in pairs:
+            if deadline.passed():
+                return factor
+            close += scoring.near(view, [terms[a], terms[b]], candidates, PROXIMITY_WINDOW)
+        factor[best[where]] += PROXIMITY_WEIGHT * close / len(pairs)
+        return factor
 
     def _suggestion(self, view, q, plain_words, deadline):
         """A corrected query (did you mean), or None.

@@ -82,29 +82,38 @@ def add_term(low, tf, block_base, lo, hi, blocks, coef, norm, acc, touched, n):
 
 
 @njit(cache=True, nogil=True)
-def fold(acc, touched, n, total, count, total_touched, m):
-    """Add a clause's scores (acc at touched[:n]) into the query's; clear acc."""
+def fold(acc, touched, n, total, count, weight, total_touched, m, w, rare):
+    """Add a clause's scores (acc at touched[:n]) into the query's; clear acc.
+
+    Each document also gets the clause's weight `w` (> 0) into `weight`, the
+    coordination of search_app.scoring, and, for a `rare` clause, one more
+    into `count`. A document is new to the query while its weight is zero.
+    """
     for k in range(n):
         d = touched[k]
-        if count[d] == 0:
+        if weight[d] == 0.0:
             total_touched[m] = d
             m += 1
         total[d] += acc[d]
-        count[d] += 1
+        weight[d] += w
+        if rare:
+            count[d] += 1
         acc[d] = 0.0
     return m
 
 
 @njit(cache=True, nogil=True)
-def fold_sparse(docs, scores, total, count, total_touched, m):
-    """Add a clause's (docs, scores) into the query's."""
+def fold_sparse(docs, scores, total, count, weight, total_touched, m, w, rare):
+    """Add a clause's (docs, scores) into the query's, as `fold` does."""
     for k in range(docs.shape[0]):
         d = docs[k]
-        if count[d] == 0:
+        if weight[d] == 0.0:
             total_touched[m] = d
             m += 1
         total[d] += scores[k]
-        count[d] += 1
+        weight[d] += w
+        if rare:
+            count[d] += 1
     return m
 
 
@@ -153,7 +162,7 @@ def count_multi(docs, starts, ids, counts):
 
 
 @njit(cache=True, nogil=True)
-def take_blocks(total, count, block_starts, blocks, docs, scores, counts):
+def take_blocks(total, count, weight, block_starts, blocks, docs, scores, counts, weights):
     """Move the accumulated documents of `blocks` (ascending) out, in document order.
 
     Scans the blocks' document ranges instead of sorting what was touched.
@@ -163,12 +172,14 @@ def take_blocks(total, count, block_starts, blocks, docs, scores, counts):
     for j in range(blocks.shape[0]):
         b = blocks[j]
         for d in range(block_starts[b], block_starts[b + 1]):
-            if count[d]:
+            if weight[d] != 0.0:
                 docs[m] = d
                 scores[m] = total[d]
                 counts[m] = count[d]
+                weights[m] = weight[d]
                 total[d] = 0.0
                 count[d] = 0
+                weight[d] = 0.0
                 m += 1
     return m
 
@@ -209,13 +220,11 @@ def _holds(positions, a, b, want):
 
 
 @njit(cache=True, nogil=True)
-def phrase_check(positions, offsets, matched, gap):
+def phrase_check(positions, offsets, matched):
     """For each candidate j: does a position p of group 0 have p + g in group g, for every g?
 
-    With `gap`, p + 2g also counts (the stemmed stream keeps a stopword's
-    position, so two words may stand one stopword apart). Group g's positions
-    of candidate j are positions[offsets[g, j]:offsets[g, j + 1]], ascending.
-    Sets matched[j].
+    Group g's positions of candidate j are positions[offsets[g, j]:offsets[g, j + 1]],
+    ascending. Sets matched[j].
     """
     groups = offsets.shape[0]
     for j in range(offsets.shape[1] - 1):
@@ -224,15 +233,38 @@ def phrase_check(positions, offsets, matched, gap):
             p = positions[r]
             every = True
             for g in range(1, groups):
-                a = offsets[g, j]
-                b = offsets[g, j + 1]
-                if not (_holds(positions, a, b, p + g) or (gap and _holds(positions, a, b, p + 2 * g))):
+                if not _holds(positions, offsets[g, j], offsets[g, j + 1], p + g):
                     every = False
                     break
             if every:
                 found = True
                 break
         matched[j] = found
+
+
+@njit(cache=True, nogil=True)
+def near_pairs(positions, offsets, window, close):
+    """For each candidate j: how many neighbouring groups (g, g + 1) stand
+    within `window` positions of each other, in either order.
+
+    Group g's positions of candidate j are positions[offsets[g, j]:offsets[g, j + 1]],
+    ascending (as for phrase_check); adds the count into close[j].
+    """
+    groups = offsets.shape[0]
+    for j in range(offsets.shape[1] - 1):
+        for g in range(groups - 1):
+            a, a_end = offsets[g, j], offsets[g, j + 1]
+            b, b_end = offsets[g + 1, j], offsets[g + 1, j + 1]
+            # Walk both sorted lists at once: the nearest pair is between neighbours.
+            while a < a_end and b < b_end:
+                gap = positions[b] - positions[a]
+                if gap != 0 and -window <= gap <= window:
+                    close[j] += 1
+                    break
+                if positions[a] < positions[b]:
+                    a += 1
+                else:
+                    b += 1
 
 
 @njit(cache=True, nogil=True)

@@ -4,9 +4,9 @@ The documents are cut into blocks of BLOCK_DOCS consecutive numbers (never
 across a segment). For every (field, term) the view keeps, per block, where
 its postings are and the best score any of them reaches there
 (`IndexView.block_stats`, computed on a term's first use: a few kilobytes).
-A query's bound for a block is the number of its clauses with a posting
-there (documents matching more clauses rank first) and the sum of its terms'
-best scores. Blocks are scored exactly, a batch at a time, best bound first;
+A query's bound for a block is the sum of its terms' best scores there,
+times the coordination the clauses with a posting there would give (see
+Ranking below). Blocks are scored exactly, a batch at a time, best bound first;
 the search stops when the next block's bound is below the k-th best key
 found, since nothing there can enter the top k. This is block-max MaxScore in
 its document-range form, which numpy runs as a few vector operations per
@@ -22,11 +22,22 @@ every block is counted; without, counting stops once TRACK_TOTAL_HITS are
 found (Elasticsearch's `track_total_hits` convention: `total_relation`
 "gte").
 
+Ranking: a document's score is its BM25F sum times its coordination,
+(weight of the clauses it matches / weight of all the query's clauses) **
+COORD_POWER, a clause's weight being its idf (Lucene's classic coord, with
+idf weights: a rare word counts for more than a generic one). A clause found
+in more than COMMON_FRACTION of the documents is common (Lucene's
+CommonTermsQuery, Elasticsearch's cutoff_frequency): documents that match
+only common clauses rank after every document that matches a rarer one.
+The key is (matches a rare clause) * TIER + score: both parts have valid
+per-block bounds, so the pruning stays exact.
+
 No Flask and no Whoosh here: the view gives arrays, this module gives ranked
 document numbers.
 """
 
 from contextlib import contextmanager
+from math import log
 
 import numpy as np
 
@@ -41,9 +52,36 @@ MAX_BATCH = 256
 # Scores are sums of floats added in different orders: a bound gets a margin
 # far above rounding and far below any real difference in score.
 BOUND_MARGIN = 1e-9
-TIER = 1e6  # key = matched clauses * TIER + score (BM25 sums stay far below)
+TIER = 1e6  # key = (matches a rare clause) * TIER + score (BM25 sums stay far below)
+COORD_POWER = 2.0  # coordination = (matched weight / query weight) ** COORD_POWER
+COMMON_FRACTION = 0.1  # a clause in more of the documents than this is common
+COMMON_MIN_DOCS = 50  # ... and in at least this many (small collections have no common words)
 EMPTY_SCORES = np.zeros(0)
 EMPTY_COUNTS = np.zeros(0, np.int16)
+
+
+def idf(view, df):
+    """Whoosh's idf for a document frequency: log(N / (df + 1)) + 1 (always > 0)."""
+    return log(view.N / (df + 1)) + 1
+
+
+def clause_weights(view, scorers):
+    """(weights, rare) of the query's counted clauses: each clause's idf
+    (from its document frequency, as each scorer estimates it from its
+    terms') and whether it is rare. When every clause is common, all count
+    as rare."""
+    df = np.array([s.doc_frequency() for s in scorers], np.int64)
+    weights = np.array([idf(view, f) for f in df.tolist()], np.float64)
+    common = df > max(COMMON_FRACTION * view.N, COMMON_MIN_DOCS)
+    rare = ~common if not common.all() else np.ones(len(scorers), dtype=bool)
+    return weights, rare
+
+
+def coordinated(scores, weights, total_weight):
+    """Scores times their coordination (matched weight / query weight) ** COORD_POWER."""
+    if total_weight <= 0:
+        return scores
+    return scores * np.minimum(weights / total_weight, 1.0) ** COORD_POWER
 
 
 def merge(parts):
@@ -92,6 +130,9 @@ class TermScorer:
 
     def bound(self):
         return self.stats.best.astype(np.float64) * self.boost
+
+    def doc_frequency(self):
+        return self.view.doc_frequency(self.field, self.term)
 
     def present(self):
         return self.stats.hi > self.stats.lo
@@ -158,10 +199,10 @@ class TermScorer:
                 n = kernels.add_term(low, tf, base, st.lo, st.hi, blocks[a:b], self.coef, norm, acc, touched, n)
         return n
 
-    def accumulate(self, blocks, scratch, m):
+    def accumulate(self, blocks, scratch, m, w, rare):
         n = self.add(blocks, scratch.acc, scratch.touched, 0)
-        return kernels.fold(scratch.acc, scratch.touched, n, scratch.total, scratch.count,
-                            scratch.total_touched, m)
+        return kernels.fold(scratch.acc, scratch.touched, n, scratch.total, scratch.count, scratch.weight,
+                            scratch.total_touched, m, w, rare)
 
     def positions(self, candidates):
         """(counts, positions): how many positions each candidate document has and
@@ -204,6 +245,11 @@ class UnionScorer:
     def bound(self):
         return sum((c.bound() for c in self.children), np.zeros(self.view.block_count))
 
+    def doc_frequency(self):
+        # A word's forms (stem, exact, title) mostly find the same documents:
+        # the largest of theirs stands for the union's.
+        return max((c.doc_frequency() for c in self.children), default=0)
+
     def present(self):
         return np.logical_or.reduce([c.present() for c in self.children],
                                     initial=False) if self.children else np.zeros(self.view.block_count, bool)
@@ -216,21 +262,23 @@ class UnionScorer:
         for c in self.children:
             c.mark(mask)
 
-    def accumulate(self, blocks, scratch, m):
-        """Add this clause's scores in `blocks` into the query's (scratch.total, scratch.count)."""
+    def accumulate(self, blocks, scratch, m, w, rare):
+        """Add this clause's scores in `blocks` into the query's (scratch.total,
+        and its weight `w` into scratch.weight; scratch.count if `rare`)."""
         if all(isinstance(c, TermScorer) for c in self.children):
             # A word: its terms add into one accumulator, in order, then fold in.
             n = 0
             for c in self.children:
                 n = c.add(blocks, scratch.acc, scratch.touched, n)
-            return kernels.fold(scratch.acc, scratch.touched, n, scratch.total, scratch.count,
-                                scratch.total_touched, m)
-        return _accumulate_gathered(self, blocks, scratch, m)
+            return kernels.fold(scratch.acc, scratch.touched, n, scratch.total, scratch.count, scratch.weight,
+                                scratch.total_touched, m, w, rare)
+        return _accumulate_gathered(self, blocks, scratch, m, w, rare)
 
 
-def _accumulate_gathered(scorer, blocks, scratch, m):
+def _accumulate_gathered(scorer, blocks, scratch, m, w, rare):
     docs, scores = scorer.gather(blocks)
-    return kernels.fold_sparse(docs, scores, scratch.total, scratch.count, scratch.total_touched, m)
+    return kernels.fold_sparse(docs, scores, scratch.total, scratch.count, scratch.weight, scratch.total_touched,
+                               m, w, rare)
 
 
 class Scratch:
@@ -244,24 +292,28 @@ class Scratch:
         self.acc = np.zeros(n_docs)  # the current clause's scores
         self.touched = np.zeros(n_docs, np.int64)
         self.total = np.zeros(n_docs)  # the query's scores, summed over clauses
-        self.count = np.zeros(n_docs, np.int16)  # clauses matched
+        self.count = np.zeros(n_docs, np.int16)  # rare clauses matched
+        self.weight = np.zeros(n_docs)  # weight of the clauses matched (> 0 once matched)
         self.total_touched = np.zeros(n_docs, np.int64)
         self.mask = np.zeros(n_docs, dtype=bool)  # documents matching, for counting
         self.found = np.zeros(n_docs, np.int64)
         self.clean = True
 
     def take(self, view, blocks, m):
-        """(docs ascending, scores, counts) accumulated in `blocks`; the accumulators are cleared."""
+        """(docs ascending, scores, rare counts, weights) accumulated in `blocks`; the accumulators are cleared."""
         docs = np.empty(m, np.int64)
         scores = np.empty(m)
         counts = np.empty(m, np.int16)
-        kernels.take_blocks(self.total, self.count, view.block_starts, blocks, docs, scores, counts)
-        return docs, scores, counts
+        weights = np.empty(m)
+        kernels.take_blocks(self.total, self.count, self.weight, view.block_starts, blocks, docs, scores, counts,
+                            weights)
+        return docs, scores, counts, weights
 
     def reset(self):
         self.acc[:] = 0
         self.total[:] = 0
         self.count[:] = 0
+        self.weight[:] = 0
         self.mask[:] = False
         self.clean = True
 
@@ -281,8 +333,11 @@ class AllScorer:
     def present(self):
         return np.logical_and.reduce([c.present() for c in self.children])
 
-    def accumulate(self, blocks, scratch, m):
-        return _accumulate_gathered(self, blocks, scratch, m)
+    def doc_frequency(self):
+        return min(c.doc_frequency() for c in self.children)
+
+    def accumulate(self, blocks, scratch, m, w, rare):
+        return _accumulate_gathered(self, blocks, scratch, m, w, rare)
 
     def gather(self, blocks):
         blocks = blocks[self.present()[blocks]]
@@ -312,8 +367,12 @@ class PhraseScorer:
     def present(self):
         return np.logical_and.reduce([np.logical_or.reduce([t.present() for t in g]) for g in self.groups])
 
-    def accumulate(self, blocks, scratch, m):
-        return _accumulate_gathered(self, blocks, scratch, m)
+    def doc_frequency(self):
+        # At most the rarest position's: an estimate from above, like a word's.
+        return min(max(t.doc_frequency() for t in g) for g in self.groups)
+
+    def accumulate(self, blocks, scratch, m, w, rare):
+        return _accumulate_gathered(self, blocks, scratch, m, w, rare)
 
     def gather(self, blocks):
         blocks = blocks[self.present()[blocks]]
@@ -384,12 +443,11 @@ class PhraseScorer:
         return np.unique(keys >> POSITION_BITS)
 
 
-def in_sequence(view, terms, candidates, gap=False):
-    """Mask over `candidates` (sorted; each holds every term): the terms stand
-    at consecutive positions (with `gap`, a position may be skipped between
-    two of them). Reads the positions of the candidates only."""
-    n = len(candidates)
-    offsets = np.zeros((len(terms), n + 1), np.int64)
+def positions_table(terms, candidates):
+    """(positions, offsets) of `terms` in `candidates` (sorted; each holds every
+    term): term g's positions in candidate j are
+    positions[offsets[g, j]:offsets[g, j + 1]], ascending, as the kernels read them."""
+    offsets = np.zeros((len(terms), len(candidates) + 1), np.int64)
     found, total = [], 0
     for g, term in enumerate(terms):
         counts, positions = term.positions(candidates)
@@ -397,9 +455,28 @@ def in_sequence(view, terms, candidates, gap=False):
         offsets[g, 0] = total
         offsets[g, 1:] = total + np.cumsum(counts)
         total = int(offsets[g, -1])
-    matched = np.zeros(n, dtype=bool)
-    kernels.phrase_check(np.concatenate(found) if found else np.zeros(0, np.int64), offsets, matched, gap)
+    return (np.concatenate(found) if found else np.zeros(0, np.int64)), offsets
+
+
+def in_sequence(view, terms, candidates):
+    """Mask over `candidates` (sorted; each holds every term): the terms stand
+    at consecutive positions. Reads the positions of the candidates only."""
+    matched = np.zeros(len(candidates), dtype=bool)
+    kernels.phrase_check(*positions_table(terms, candidates), matched)
     return matched
+
+
+def near(view, terms, candidates, window):
+    """1 for each of `candidates` (sorted) where the two terms stand within
+    `window` positions of each other (either order), else 0. Reads the
+    positions of the candidates that hold both only."""
+    close = np.zeros(len(candidates), np.int64)
+    both = holding_all(view, terms, candidates)
+    if len(both):
+        hits = np.zeros(len(both), np.int64)
+        kernels.near_pairs(*positions_table(terms, both), window, hits)
+        close[np.searchsorted(candidates, both)] = hits
+    return close
 
 
 def holding_all(view, terms, docs):
@@ -419,7 +496,9 @@ class Ranked:
     def __init__(self):
         self.docs = EMPTY_DOCS
         self.scores = EMPTY_SCORES
-        self.counts = EMPTY_COUNTS
+        self.counts = EMPTY_COUNTS  # rare clauses matched
+        self.weights = EMPTY_SCORES  # weight of the clauses matched
+        self.total_weight = 0.0  # of all the query's clauses
         self.total = 0
         self.exact = True  # total is every match (else a lower bound)
         self.complete = True  # False when the deadline stopped the scoring
@@ -428,8 +507,11 @@ class Ranked:
 
 
 def top(view, scorers, keep, depth, deadline, sort="relevance", counted_exactly=None,
-        track=TRACK_TOTAL_HITS):
+        track=TRACK_TOTAL_HITS, weights=None, rare=None):
     """The `depth` best documents for `scorers` (one per counted clause), ties included.
+
+    `weights` and `rare` are the clauses' (see clause_weights); by default
+    every clause weighs 1 and is rare.
 
     `keep(docs)` says which of a batch's documents may be returned (live,
     filters, exclusions). `counted_exactly` is the exact number of matches
@@ -438,15 +520,26 @@ def top(view, scorers, keep, depth, deadline, sort="relevance", counted_exactly=
     are counted (None: all of them) or every block is.
     """
     out = Ranked()
+    weights = np.ones(len(scorers)) if weights is None else weights
+    rare = np.ones(len(scorers), dtype=bool) if rare is None else rare
+    out.total_weight = total_weight = float(weights.sum())
     present = np.zeros(view.block_count, np.int16)
+    present_weight = np.zeros(view.block_count)
+    rare_present = np.zeros(view.block_count, dtype=bool)
     bound = np.zeros(view.block_count)
-    for s in scorers:
-        present += s.present()
+    for s, w, r in zip(scorers, weights, rare):
+        here = s.present()
+        present += here
+        present_weight += here * w
+        if r:
+            rare_present |= here
         bound += s.bound()
     if sort == "date":
         block_key = np.where(present > 0, view.block_max_date, -np.inf).astype(np.float64)
     else:
-        block_key = present * TIER + bound * (1 + BOUND_MARGIN) + BOUND_MARGIN
+        # No document of a block matches more clauses than are present there.
+        block_key = (rare_present * TIER + coordinated(bound * (1 + BOUND_MARGIN), present_weight, total_weight)
+                     + BOUND_MARGIN)
     candidates = np.flatnonzero(present > 0)
     order = candidates[np.argsort(-block_key[candidates], kind="stable")]
     done = np.zeros(view.block_count, dtype=bool)
@@ -467,20 +560,22 @@ def top(view, scorers, keep, depth, deadline, sort="relevance", counted_exactly=
         blocks = np.sort(blocks)
         batch = min(batch * 2, MAX_BATCH)
         done[blocks] = True
-        docs, scores, counts = _score(view, scorers, blocks)
+        docs, scores, counts, matched = _score(view, scorers, blocks, weights, rare)
         ok = keep(docs)
-        docs, scores, counts = docs[ok], scores[ok], counts[ok]
+        docs, scores, counts, matched = docs[ok], scores[ok], counts[ok], matched[ok]
         if counting:
             out.counted.append(docs)
             out.total += len(docs)
         out.docs = np.concatenate([out.docs, docs])
         out.scores = np.concatenate([out.scores, scores])
         out.counts = np.concatenate([out.counts, counts])
+        out.weights = np.concatenate([out.weights, matched])
         key = _key(view, out, sort)
         if len(key) > depth:
             threshold = np.partition(key, len(key) - depth)[len(key) - depth]
             best = key >= threshold
-            out.docs, out.scores, out.counts = out.docs[best], out.scores[best], out.counts[best]
+            out.docs, out.scores, out.counts, out.weights = (out.docs[best], out.scores[best], out.counts[best],
+                                                             out.weights[best])
     if counting:
         # Past the top k, count on (no ranking) until the count is large
         # enough to be reported as a lower bound, or exact.
@@ -497,7 +592,7 @@ def top(view, scorers, keep, depth, deadline, sort="relevance", counted_exactly=
             blocks = rest[start:start + step]
             done[blocks] = True
             start += step
-            docs, _, _ = _score(view, scorers, blocks)
+            docs = _score(view, scorers, blocks, weights, rare)[0]
             docs = docs[keep(docs)]
             out.counted.append(docs)
             out.total += len(docs)
@@ -506,7 +601,8 @@ def top(view, scorers, keep, depth, deadline, sort="relevance", counted_exactly=
     else:
         out.total = counted_exactly
     order = np.argsort(out.docs, kind="stable")
-    out.docs, out.scores, out.counts = out.docs[order], out.scores[order], out.counts[order]
+    out.docs, out.scores, out.counts, out.weights = (out.docs[order], out.scores[order], out.counts[order],
+                                                     out.weights[order])
     return out
 
 
@@ -531,16 +627,21 @@ def matching(view, scorers):
         return scratch.found[:m].copy()
 
 
-def _score(view, scorers, blocks):
-    """(docs, scores, clauses matched) of the documents in `blocks` (ascending)."""
+def _score(view, scorers, blocks, weights, rare):
+    """(docs, scores, rare clauses matched, weight matched) of the documents in `blocks` (ascending)."""
     with _scratch(view) as scratch:
         m = 0
-        for s in scorers:
-            m = s.accumulate(blocks, scratch, m)
+        for s, w, r in zip(scorers, weights, rare):
+            m = s.accumulate(blocks, scratch, m, w, r)
         return scratch.take(view, blocks, m)
+
+
+def ranking_key(counts, scores):
+    """The ranking's sort key from rare clauses matched and the (coordinated) score."""
+    return (counts > 0) * TIER + scores
 
 
 def _key(view, ranked, sort):
     if sort == "date":
         return view.dates[ranked.docs].astype(np.float64)
-    return ranked.counts * TIER + ranked.scores
+    return ranking_key(ranked.counts, coordinated(ranked.scores, ranked.weights, ranked.total_weight))

@@ -43,7 +43,23 @@ def test_exact_stream_keeps_stopwords():
 
 
 def test_stopword_file_parsing_ignores_comments_and_normalizes():
-    assert parse_stopwords(["# comment", "إلى  # to", "", "عَلَى"]) == frozenset({"الي", "علي"})
+    # Hamza and harakat are normalized away; alef maksura is kept (see below).
+    assert parse_stopwords(["# comment", "إلى  # to", "", "عَلَى"]) == frozenset({"الى", "على"})
+
+
+def test_stopwords_are_removed_before_yeh_and_alef_maksura_merge():
+    # على (on) is a stopword; علي, the name Ali, folds to the same exact form
+    # but keeps its stem (and light10 does not cut it to عل).
+    on, ali = analyze("على"), analyze("علي")
+    assert on[0].exact == ali[0].exact == "علي"
+    assert on[0].stem is None
+    assert ali[0].stem == "علي"
+    assert [t.stem for t in analyze("قال علي بن أبي طالب")][1] == "علي"
+
+
+@pytest.mark.parametrize("written", ["في", "فى", "حتى", "حتي", "الذي", "الذى", "هي", "هى"])
+def test_stopwords_written_with_either_final_letter_are_caught(written):
+    assert stems(written) == [None]
 
 
 def test_stem_cache_returns_same_result():

@@ -15,7 +15,7 @@ generation.
 
 Time limit: one deadline per request covers parsing, expansions (prefix* and
 typo~), scoring, phrases, the wrong-keyboard-layout retry, did-you-mean, the
-adjacency bonus and the hits' snippets. When it passes, the engine returns
+proximity bonus and the hits' snippets. When it passes, the engine returns
 what it has verified so far with `partial: true`: fewer documents or a
 coarser ranking, never a document that does not match.
 
@@ -45,7 +45,8 @@ from indexer.analysis import analyze
 from indexer.ids import IdError, check_id
 from indexer.normalize import normalize, words as normalized_words
 from schema import FIELD_BOOSTS, SEARCH_FIELDS
-from search_app import highlight, keyboard
+from search_app import highlight, keyboard, scoring
+from search_app.engine import PROXIMITY_CANDIDATES, PROXIMITY_WEIGHT, PROXIMITY_WINDOW
 from search_app.index_view import safe_text
 from tests.reference.exhaustive_view import POSITION_BITS, IndexView, Postings
 from search_app.query import Phrase, Word, counted_clauses, parse
@@ -60,7 +61,6 @@ MAX_NEAR_TERMS = 200  # terms within the edit distance kept per word looked at
 MAX_LEXICON_SCAN = 20_000  # lexicon terms read per word for typo~ and did-you-mean
 MAX_SUGGESTION_WORDS = 4  # distinct query words did-you-mean looks at
 MAX_COMPLETION_SCAN = 2_000  # lexicon terms read per completion request
-PHRASE_BONUS_CANDIDATES = 100
 DEFAULT_TIME_LIMIT = 1.0  # seconds
 DEFAULT_WARMUP = 3.0  # seconds spent loading the most frequent terms per generation
 FEW_RESULTS = 3  # below this, look for a spelling suggestion
@@ -91,6 +91,7 @@ class _Unit:
     exacts: set
     stems: set
     complete: bool = True
+    df: int = 0  # the clause's document frequency as the ranking estimates it (issue #9)
 
 
 class Deadline:
@@ -278,7 +279,7 @@ class SearchEngine:
             exacts, complete = self._expand(view, atom, scope, deadline)
             pairs = [(EXACT_FIELDS[s], e) for s in scope for e in exacts]
             mask, score, scored = self._score_terms(view, pairs, deadline)
-            return _Unit(mask, score, set(exacts), set(), complete and scored)
+            return _Unit(mask, score, set(exacts), set(), complete and scored, _max_df(view, pairs))
         tokens = analyze(atom.text)
         exacts = {t.exact for t in tokens}
         stems = {t.stem for t in tokens if t.stem is not None}
@@ -299,7 +300,7 @@ class SearchEngine:
         pairs = [(STEM_FIELDS[s], st) for s in scope for st in stems]
         pairs += [(EXACT_FIELDS[s], e) for s in scope for e in exacts]
         mask, score, complete = self._score_terms(view, pairs, deadline)
-        return _Unit(mask, score, exacts, stems, complete)
+        return _Unit(mask, score, exacts, stems, complete, _max_df(view, pairs))
 
     def _expand(self, view, atom: Word, scope, deadline):
         """(the most frequent index terms for prefix* or typo~, complete)."""
@@ -364,6 +365,9 @@ class SearchEngine:
         groups = [positions[p] for p in sorted(positions)]
         exacts = set().union(*groups) if groups else set()
         complete = True
+        # The rarest position's frequency, in the field where that is largest.
+        df = max((min(_max_df(view, [(EXACT_FIELDS[s], t) for t in g]) for g in groups) for s in scope
+                  if groups), default=0)
         for s in scope:
             field = EXACT_FIELDS[s]
             matched = self._phrase_docs(view, field, groups, deadline)
@@ -382,7 +386,7 @@ class SearchEngine:
                     if keep.any():
                         part = _subset(postings, keep)
                         score[part.docs] += view.bm25(field, term, part, FIELD_BOOSTS[field])
-        return _Unit(mask, score, exacts, set(), complete)
+        return _Unit(mask, score, exacts, set(), complete, df)
 
     def _phrase_docs(self, view, field, groups, deadline):
         """Documents where the groups of forms occur at consecutive positions.
@@ -525,6 +529,7 @@ class SearchEngine:
         counted = counted_clauses(parsed)
         matched_count = np.zeros(view.N, dtype=np.int16)
         score = np.zeros(view.N)
+        clause_units = []
         exacts, stems = set(), set()
         plain_words = []
         for clause, counts in zip(parsed.positive, counted):
@@ -539,6 +544,7 @@ class SearchEngine:
             if counts:
                 matched_count += unit.mask
                 score += unit.score
+                clause_units.append(unit)
             if len(clause.options) == 1 and isinstance(clause.options[0], Word):
                 plain_words.append(clause.options[0])
             exacts |= unit.exacts
@@ -551,18 +557,31 @@ class SearchEngine:
         else:
             candidates = np.zeros(view.N, dtype=bool)
         matches = np.flatnonzero(candidates)
+        # Issue #9's ranking, restated over whole-collection arrays: soft
+        # coordination by idf weights, common clauses after rare ones, then
+        # (below) proximity on the best candidates.
+        df = np.array([u.df for u in clause_units], np.int64)
+        weights = np.log(view.N / (df + 1)) + 1
+        common = df > max(scoring.COMMON_FRACTION * view.N, scoring.COMMON_MIN_DOCS)
+        rare = ~common if not common.all() else np.ones(len(df), dtype=bool)
+        matched_weight = np.zeros(view.N)
+        rare_count = np.zeros(view.N, np.int16)
+        for u, w, r in zip(clause_units, weights, rare):
+            matched_weight += u.mask * w
+            rare_count += u.mask * r
+        score = scoring.coordinated(score, matched_weight, float(weights.sum()))
+        key = scoring.ranking_key(rare_count, score)
         # Only the first MAX_RESULTS_DEPTH results can ever be shown: keep the
         # documents that can reach them (ties included), sort only those.
         if sort == "date":
             docs = _top(matches, view.dates[matches])
             order = np.lexsort((-score[docs], -view.dates[docs]))
         else:
-            # matched clauses first, then score (BM25 sums stay far below 1e6)
-            docs = _top(matches, matched_count[matches] * 1e6 + score[matches])
-            order = np.lexsort((-score[docs], -matched_count[docs]))
+            docs = _top(matches, key[matches])
             if len(plain_words) >= 2 and len(docs) and not deadline.passed():
-                bonus = self._adjacency_bonus(view, plain_words, docs, order, matched_count, deadline)
-                order = np.lexsort((-score[docs], -bonus, -matched_count[docs]))
+                score = score.copy()
+                score[docs] *= self._proximity(view, plain_words, docs, key[docs], deadline)
+            order = np.lexsort((-score[docs], -(rare_count[docs] > 0).astype(np.int8)))
         ranked = docs[order][:MAX_RESULTS_DEPTH]
         facets = {}
         for name, (names, fdocs, ids) in view.facets.items():
@@ -590,40 +609,30 @@ class SearchEngine:
             return self._phrase_unit(view, atom, deadline)
         return self._word_unit(view, atom, deadline)
 
-    def _adjacency_bonus(self, view, words, docs, order, matched_count, deadline):
-        """1 for the best candidates where the words stand together, in order.
-
-        Verified only on the top PHRASE_BONUS_CANDIDATES documents that match
-        every word: positions are decoded for a handful of documents, never
-        for every match. Past the deadline the rest keep no bonus (a coarser
-        ranking, the same documents).
-        """
-        bonus = np.zeros(len(docs), dtype=np.int8)
+    def _proximity(self, view, words, docs, key, deadline):
+        """Proximity factors of `docs`: for the PROXIMITY_CANDIDATES best by
+        `key` (ties included), 1 + PROXIMITY_WEIGHT x the share of neighbouring
+        content words of the query standing within PROXIMITY_WINDOW positions."""
+        factor = np.ones(len(docs))
         stems = []
         for w in words:
-            tokens = [t for t in analyze(w.text) if t.stem]
-            if not tokens:
-                return bonus
-            stems.append(tokens[0].stem)
-        full = len(words)
-        top = [i for i in order[:PHRASE_BONUS_CANDIDATES] if matched_count[docs[i]] >= full]
-        postings = []
-        for s in stems:
-            if deadline.passed():
-                return bonus
-            postings.append(view.postings("text", s))
-        for i in top:
-            if deadline.passed():
-                break
-            doc = docs[i]
-            lists = [set(p.positions_of(doc)) for p in postings]
-            if any(not l for l in lists):
-                continue
-            first = lists[0]
-            # The stemmed stream keeps a stopword's position, so allow a gap of one.
-            if any(all(any(p + k + g in lists[k] for g in (0, k)) for k in range(1, full)) for p in first):
-                bonus[i] = 1
-        return bonus
+            stems += [t.stem for t in analyze(w.text)[:1] if t.stem]
+        pairs = [(a, b) for a, b in zip(stems, stems[1:]) if a != b]
+        if not pairs:
+            return factor
+        if len(key) > 2 * PROXIMITY_CANDIDATES:
+            best = np.flatnonzero(key >= np.sort(key)[len(key) - PROXIMITY_CANDIDATES])
+        else:
+            best = np.arange(len(key))
+        postings = {s: view.postings("text", s) for s in set(stems)}
+        for i in best:
+            close = 0
+            for a, b in pairs:
+                first, second = postings[a].positions_of(docs[i]), postings[b].positions_of(docs[i])
+                if any(0 < abs(q - p) <= PROXIMITY_WINDOW for p in first for q in second):
+                    close += 1
+            factor[i] += PROXIMITY_WEIGHT * close / len(pairs)
+        return factor
 
     def _suggestion(self, view, q, plain_words, deadline):
         """A corrected query (did you mean), or None.
@@ -867,10 +876,16 @@ def _or_units(units):
         return units[0]
     mask = np.logical_or.reduce([u.mask for u in units])
     score = np.sum([u.score for u in units], axis=0)
-    return _Unit(mask, score, set().union(*(u.exacts for u in units)), set().union(*(u.stems for u in units)))
+    return _Unit(mask, score, set().union(*(u.exacts for u in units)), set().union(*(u.stems for u in units)),
+                 df=max(u.df for u in units))
 
 
 def _and_units(units):
     mask = np.logical_and.reduce([u.mask for u in units])
     score = np.sum([u.score for u in units], axis=0) * mask
-    return _Unit(mask, score, set().union(*(u.exacts for u in units)), set().union(*(u.stems for u in units)))
+    return _Unit(mask, score, set().union(*(u.exacts for u in units)), set().union(*(u.stems for u in units)),
+                 df=min(u.df for u in units))
+
+
+def _max_df(view, pairs):
+    return max((view.doc_frequency(field, term) for field, term in pairs), default=0)
