@@ -6,6 +6,9 @@ against `SEARCH_FIELDS` with `FIELD_BOOSTS`; nothing else names fields.
 Each of title and text is indexed twice: through the stemmed analyzer (recall:
 كتاب finds الكتاب, والكتاب, كتابه) and through the exact analyzer (precision:
 exact forms rank higher, and quoted phrases keep their stopwords). The
+text is indexed a third time through the root analyzer (Snowball stems,
+indexer.roots), a low-boost recall stream: مدرسة finds مدارس, and a
+question finds a passage that shares only such a stem with it. The
 original text is stored once, on the stemmed field, for snippets.
 """
 
@@ -20,12 +23,14 @@ FIELD_BOOSTS = {
     "title": 3.0,
     "text_exact": 1.5,
     "text": 1.0,
+    "text_root": 0.5,  # the recall stream (indexer.roots): finds more than it ranks
 }
 
 # Analysed fields that a plain query searches.
 SEARCH_FIELDS = tuple(FIELD_BOOSTS)
 # Which analysed field holds the stored original for snippets and highlights.
-STORED_TEXT_OF = {"title_exact": "title", "text_exact": "text", "title": "title", "text": "text"}
+STORED_TEXT_OF = {"title_exact": "title", "text_exact": "text", "title": "title", "text": "text",
+                  "text_root": "text"}
 # Fields with one value (source) or several (tags) that results are counted by.
 FACET_FIELDS = ("source", "tags")
 # Fields copied into each segment's query file (indexer.query_file), the
@@ -45,6 +50,7 @@ def build_schema() -> Schema:
         title_exact=ArabicTextField(stemmed=False),
         text=ArabicTextField(stemmed=True, stored=True),
         text_exact=ArabicTextField(stemmed=False),
+        text_root=ArabicTextField(root=True),
         url=STORED(),
         date=DATETIME(stored=True, sortable=True),
         source=ID(stored=True, sortable=True),
@@ -60,6 +66,7 @@ def document_fields(doc) -> dict:
         "title_exact": doc.title,
         "text": doc.text,
         "text_exact": doc.text,
+        "text_root": doc.text,
     }
     if doc.url:
         fields["url"] = doc.url

@@ -65,7 +65,7 @@ def positions_counter(term_positions):
     def run(texts):
         n = 0
         for text in texts:
-            exact, _ = term_positions(text)
+            exact, _, _ = term_positions(text)
             for poslist in exact.values():
                 n += len(poslist)
         return n

@@ -13,13 +13,14 @@ from functools import lru_cache
 from typing import Optional
 
 from indexer.normalize import ALEF, ALEF_MAKSURA, SUPERSCRIPT_ALEF, WAW, normalize, spelling, words
+from indexer.roots import roots
 from indexer.stem import stem
 from indexer.stopwords import stopwords
 from indexer.tokenize import word_spans
 
 # Bump when any rule changes what a text indexes to: indexes record it and
 # refuse to open under another version (they must be rebuilt).
-ANALYSIS_VERSION = 3
+ANALYSIS_VERSION = 4
 
 
 @dataclass(frozen=True)
@@ -27,13 +28,15 @@ class Form:
     """One index word made from a surface slice.
 
     `new_position` is False for an alternate spelling indexed at the same
-    position as the previous form (the dagger alef case). `stem` is None
-    when the word is a stopword.
+    position as the previous form (the dagger alef case). `stem` (light10)
+    is None and `roots` (the recall stream, indexer.roots) is empty when the
+    word is a stopword.
     """
 
     exact: str
     stem: Optional[str]
     new_position: bool = True
+    roots: tuple = ()
 
 
 @dataclass(frozen=True)
@@ -44,6 +47,7 @@ class Token:
     position: int
     exact: str
     stem: Optional[str]
+    roots: tuple = ()
 
 
 def _dagger_alef_as_alef(word: str) -> str:
@@ -71,11 +75,16 @@ def _dagger_alef_as_alef(word: str) -> str:
 
 
 def _forms(surface: str, new_position=True) -> list:
-    """A Form per word of `surface`: the normalized word, and its stem unless
+    """A Form per word of `surface`: the normalized word, and its stems unless
     the word as spelled (before ى folds into ي) is a stopword."""
-    spelled = words(spelling(surface))
-    return [Form(normalize(word), None if word in stopwords() else stem(normalize(word)), new_position)
-            for word in spelled]
+    forms = []
+    for word in words(spelling(surface)):
+        exact = normalize(word)
+        if word in stopwords():
+            forms.append(Form(exact, None, new_position))
+        else:
+            forms.append(Form(exact, stem(exact), new_position, roots(exact)))
+    return forms
 
 
 @lru_cache(maxsize=1 << 18)
@@ -105,5 +114,5 @@ def analyze(text: str) -> list:
         for form in analyze_surface(surface):
             if form.new_position:
                 position += 1
-            tokens.append(Token(surface, start, end, position, form.exact, form.stem))
+            tokens.append(Token(surface, start, end, position, form.exact, form.stem, form.roots))
     return tokens

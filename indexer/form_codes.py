@@ -8,8 +8,8 @@ segment writer instead keeps, per field, one flat array of form codes and
 one of positions for all the documents of a segment, and sorts them into
 postings with numpy when the segment is written.
 
-A code stands for one index form (exact spelling, stem or None for a
-stopword). `FormCodes` hands them out and remembers, per written word, the
+A code stands for one index form (exact spelling, stem and roots, none
+for a stopword). `FormCodes` hands them out and remembers, per written word, the
 codes it gives. Most words give one form at the next position: those are
 coded with one dictionary lookup per word, in C (`map`); the rest (ﷺ gives
 four words, a dagger-alef word two spellings at one position, a run of
@@ -27,14 +27,19 @@ from indexer.tokenize import WORD_PATTERN
 class FormCodes:
     """Form codes and the terms they stand for, shared by a writer's fields.
 
-    `exact[code]` and `stem[code]` are term numbers (`stem[code]` is -1 for
-    a stopword); `terms[number]` is the term's text. Exact forms and stems
-    share one numbering: a field uses the numbers of its side only.
+    `exact[code]`, `stem[code]`, `root[code]` and `root2[code]` are term
+    numbers (-1: none; `stem` and `root` are -1 for a stopword, `root2` for
+    a word with one root); `terms[number]` is the term's text. They share
+    one numbering: a field uses the numbers of its stream only
+    (ArabicTextField.stream: exact, stem, or root and root2).
     """
 
     def __init__(self):
         self.exact = array("i")
         self.stem = array("i")
+        self.root = array("i")
+        self.root2 = array("i")
+        self.second_root = bytearray()  # code -> 1 when root2 is a term
         self.terms = []
         self._term_numbers = {}
         self._codes = {}  # (exact, stem) -> code
@@ -57,6 +62,10 @@ class FormCodes:
             code = self._codes[key] = len(self.exact)
             self.exact.append(self._term(form.exact))
             self.stem.append(-1 if form.stem is None else self._term(form.stem))
+            roots = [self._term(r) for r in form.roots] + [-1, -1]
+            self.root.append(roots[0])
+            self.root2.append(roots[1])
+            self.second_root.append(roots[1] >= 0)
             self._stopword.append(form.stem is None)
         return code
 

@@ -574,7 +574,7 @@ def _position_values(encode, format_key, post_starts, freq, positions):
     return values
 
 
-def columnar_postings(columns, forms, stemmed):
+def columnar_postings(columns, forms, stream):
     """(FieldPostings, posting starts) of one field's TokenColumns, in Whoosh's term order.
 
     One stable sort by term: the arrays are in document order and, within
@@ -582,13 +582,17 @@ def columnar_postings(columns, forms, stemmed):
     document order with their positions ascending, as Whoosh writes them.
     """
     codes = np.frombuffer(columns.codes, dtype=np.int32)
-    numbers = np.frombuffer(forms.stem if stemmed else forms.exact, dtype=np.int32)
-    term = numbers[codes]
     docs = np.repeat(np.frombuffer(columns.docnums, dtype=np.int32),
                      np.frombuffer(columns.counts, dtype=np.int32))
     positions = np.frombuffer(columns.positions, dtype=np.int32)
-    if stemmed:
-        keep = term >= 0  # stopwords have no stem
+    term = np.frombuffer(getattr(forms, stream), dtype=np.int32)[codes]
+    if stream == "root":
+        # A word's second root stands at its position, right after the first.
+        second = np.frombuffer(forms.root2, dtype=np.int32)[codes]
+        term = np.stack([term, second], axis=1).ravel()
+        docs, positions = np.repeat(docs, 2), np.repeat(positions, 2)
+    if stream != "exact":
+        keep = term >= 0  # stopwords have no stem, most words no second root
         term, docs, positions = term[keep], docs[keep], positions[keep]
     used = np.unique(term)
     names = [forms.terms[t].encode("utf-8") for t in used.tolist()]
@@ -653,6 +657,8 @@ class FastSegmentWriter(SegmentWriter):
                 if type(field) is ArabicTextField and type(value) is str:
                     codes, positions, stems = self.forms.encode(value)
                     length = stems if field.stemmed else len(codes)
+                    if field.root:
+                        length += sum(map(self.forms.second_root.__getitem__, codes))
                     columns = self.columns.get(fieldname)
                     if columns is None:
                         columns = self.columns[fieldname] = TokenColumns()
@@ -775,7 +781,7 @@ class FastSegmentWriter(SegmentWriter):
             if not len(columns.codes):
                 continue
             fieldobj = schema[fieldname]
-            data, post_starts = columnar_postings(columns, self.forms, fieldobj.stemmed)
+            data, post_starts = columnar_postings(columns, self.forms, fieldobj.stream)
             if merging or pool.fields.get(fieldname):
                 self._pool_postings(fieldname, fieldobj, data, post_starts)
             else:

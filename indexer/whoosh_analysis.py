@@ -16,8 +16,10 @@ __all__ = [
     "ANALYSIS_VERSION",
     "ArabicTokenizer",
     "ArabicStemFilter",
+    "ArabicRootFilter",
     "ArabicTextField",
     "exact_analyzer",
+    "root_analyzer",
     "stemmed_analyzer",
 ]
 
@@ -76,30 +78,52 @@ class ArabicStemFilter(Filter):
             yield t
 
 
+class ArabicRootFilter(ArabicStemFilter):
+    """As ArabicStemFilter, with the recall stream's roots (indexer.roots):
+    one token per root, the second at the same position as the first."""
+
+    def __call__(self, tokens):
+        for t in tokens:
+            if not t.form.roots:
+                if not t.removestops:
+                    t.stopped = True
+                    yield t
+                continue
+            for r in t.form.roots:
+                t.text = r
+                yield t
+
+
 def exact_analyzer():
     """Tokenize + normalize: the stream for exact-form and phrase matching."""
     return ArabicTokenizer()
 
 
 def stemmed_analyzer():
-    """Tokenize + normalize + stopwords + light stem: the recall stream."""
+    """Tokenize + normalize + stopwords + light stem: the stemmed stream."""
     return ArabicTokenizer() | ArabicStemFilter()
 
 
-_last_analysis = [None, None]  # (text, (exact positions, stem positions))
+def root_analyzer():
+    """Tokenize + normalize + stopwords + roots: the recall stream."""
+    return ArabicTokenizer() | ArabicRootFilter()
+
+
+_last_analysis = [None, None]  # (text, (exact positions, stem positions, root positions))
 
 
 def term_positions(text: str) -> tuple:
-    """Positions of every exact form and every stem in `text`, in one pass.
+    """Positions of every exact form, stem and root in `text`, in one pass.
 
-    Each text is indexed by two fields (stemmed and exact); Whoosh indexes
-    them one after the other with the same string, so the last result is
-    kept and the second field costs a dictionary lookup.
+    Each text is indexed by several fields (exact, stemmed, root); Whoosh
+    indexes them one after the other with the same string, so the last
+    result is kept and the other fields cost a dictionary lookup.
     """
     if _last_analysis[0] is text:
         return _last_analysis[1]
     exact = {}
     stems = {}
+    roots = {}
     pos = -1
     for match in WORD_PATTERN.finditer(text):
         for form in analyze_surface(match.group()):
@@ -117,7 +141,13 @@ def term_positions(text: str) -> tuple:
                     stems[stem] = [pos]
                 else:
                     poslist.append(pos)
-    result = (exact, stems)
+                for r in form.roots:
+                    poslist = roots.get(r)
+                    if poslist is None:
+                        roots[r] = [pos]
+                    else:
+                        poslist.append(pos)
+    result = (exact, stems, roots)
     _last_analysis[0] = text
     _last_analysis[1] = result
     return result
@@ -136,16 +166,24 @@ class ArabicTextField(TEXT):
     Token object per word.
     """
 
-    def __init__(self, stemmed=True, stored=False):
-        analyzer = stemmed_analyzer() if stemmed else exact_analyzer()
+    root = False  # the recall stream (indexer.roots); a class default for fields pickled before it
+
+    def __init__(self, stemmed=True, stored=False, root=False):
+        analyzer = root_analyzer() if root else stemmed_analyzer() if stemmed else exact_analyzer()
         super().__init__(analyzer=analyzer, phrase=True, stored=stored)
-        self.stemmed = stemmed
+        self.stemmed = stemmed or root  # stopwords left out, so lengths count the same words
+        self.root = root
+
+    @property
+    def stream(self):
+        """Which of a Form's words this field indexes: exact, stem or root."""
+        return "root" if self.root else "stem" if self.stemmed else "exact"
 
     def index(self, value, **kwargs):
         if not isinstance(value, str):
             return super().index(value, **kwargs)
-        exact, stems = term_positions(value)
-        poses = stems if self.stemmed else exact
+        exact, stems, roots = term_positions(value)
+        poses = roots if self.root else stems if self.stemmed else exact
         encode = self.format.encode
         boost = self.format.field_boost
         single = _SINGLE_POSITION

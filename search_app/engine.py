@@ -19,13 +19,15 @@ proximity bonus and the hits' snippets. When it passes, the engine returns
 what it has verified so far with `partial: true`: fewer documents or a
 coarser ranking, never a document that does not match.
 
-Ranking: the BM25F score (Whoosh's formula) summed over the stemmed and
-exact fields with the boosts of `schema.FIELD_BOOSTS` (an exact-form match
-outranks a stem-only one), times the coordination of the clauses matched,
-weighted by their rarity; documents matching only common clauses come after
-the others (search_app.scoring says how). For several plain words, the best
-candidates then gain up to PROXIMITY_WEIGHT when the query's content words
-stand close together (stopwords skipped).
+Ranking: the BM25F score (Whoosh's formula) summed over the stemmed, exact
+and root fields with the boosts of `schema.FIELD_BOOSTS` (an exact-form
+match outranks a stem-only one, which outranks a root-only one), times the
+coordination of the clauses matched, weighted by their rarity; documents
+matching only common clauses come after the others (search_app.scoring says
+how). Then, on the PROXIMITY_CANDIDATES best: for several plain words, up to
+PROXIMITY_WEIGHT more when the query's content words stand close together
+(stopwords skipped); for a word typed with harakat, documents that write it
+only with other harakat come after the rest (indexer.vocalization).
 
 Stages: the query is parsed (search_app.query), each atom becomes a scorer
 over the view's query files (the plan, here), search_app.scoring finds the
@@ -48,7 +50,7 @@ import numpy as np
 from whoosh.support.levenshtein import distance as damerau_levenshtein
 from whoosh.util.times import datetime_to_long
 
-from indexer import dates, store
+from indexer import dates, store, vocalization
 from indexer.analysis import analyze
 from indexer.ids import IdError, check_id
 from indexer.normalize import normalize, words as normalized_words
@@ -83,6 +85,8 @@ _TOC_NAME = re.compile(r"_MAIN_(\d+)\.toc\Z")
 
 STEM_FIELDS = {"text": "text", "title": "title"}
 EXACT_FIELDS = {"text": "text_exact", "title": "title_exact"}
+ROOT_FIELDS = {"text": "text_root"}  # the recall stream (schema): the text only
+RECALL_FIELDS = frozenset(ROOT_FIELDS.values())
 
 
 class QueryError(ValueError):
@@ -316,7 +320,7 @@ class SearchEngine:
         for field, term in pairs:
             if deadline.passed():
                 return out, False
-            out.append(TermScorer(view, field, term, FIELD_BOOSTS[field]))
+            out.append(TermScorer(view, field, term, FIELD_BOOSTS[field], recall=field in RECALL_FIELDS))
         return out, True
 
     def _plan(self, view, atom, deadline):
@@ -331,6 +335,7 @@ class SearchEngine:
         tokens = analyze(atom.text)
         exacts = {t.exact for t in tokens}
         stems = {t.stem for t in tokens if t.stem is not None}
+        roots = {r for t in tokens for r in t.roots}
         if len({t.position for t in tokens}) > 1:
             # One typed token that analyses into several words (a ligature,
             # "word,word"): all of them are required. (Two forms at one
@@ -348,6 +353,7 @@ class SearchEngine:
             return AllScorer(view, children), exacts, stems, True
         pairs = [(STEM_FIELDS[s], st) for s in scope for st in stems]
         pairs += [(EXACT_FIELDS[s], e) for s in scope for e in exacts]
+        pairs += [(ROOT_FIELDS[s], r) for s in scope if s in ROOT_FIELDS for r in roots]
         terms, complete = self._terms(view, pairs, deadline)
         return UnionScorer(view, terms), exacts, stems, complete
 
@@ -598,8 +604,10 @@ class SearchEngine:
             if len(clause.options) == 1 and isinstance(clause.options[0], Word):
                 plain_words.append(clause.options[0])
 
-        if len(plain_words) >= 2:
-            depth = max(depth, PROXIMITY_CANDIDATES)  # the documents the proximity bonus looks at
+        vocalized = [w for w in plain_words if vocalization.is_vocalized(w.text)]
+        if len(plain_words) >= 2 or vocalized:
+            # The documents the proximity and vocalization checks look at.
+            depth = max(depth, PROXIMITY_CANDIDATES)
 
         filtered = bool(source or tag or start_date or end_date or parsed.sources or excluded or unknown)
 
@@ -652,7 +660,11 @@ class SearchEngine:
             if len(plain_words) >= 2 and len(rows) and not deadline.passed():
                 row_scores = row_scores * self._proximity(view, plain_words, docs[rows],
                                                           scoring.ranking_key(tier, row_scores), deadline)
-            order = np.lexsort((-row_scores, -tier))
+            agrees = np.ones(len(rows), np.int8)
+            if vocalized and len(rows) and not deadline.passed():
+                agrees = self._vocalization_agrees(view, vocalized, docs[rows],
+                                                   scoring.ranking_key(tier, row_scores), deadline)
+            order = np.lexsort((-row_scores, -agrees, -tier))
             ranked_scores = row_scores[order][:depth]
         ranked_rows = rows[order][:depth]
         counts = {name: view.facet_counts(name, matches) for name in view.facets} if facets else {}
@@ -699,6 +711,24 @@ class SearchEngine:
             close += scoring.near(view, [terms[a], terms[b]], candidates, PROXIMITY_WINDOW)
         factor[best[where]] += PROXIMITY_WEIGHT * close / len(pairs)
         return factor
+
+    def _vocalization_agrees(self, view, words, docs, key, deadline):
+        """0 for each of the PROXIMITY_CANDIDATES best documents by `key` where
+        a vocalized query word is written, every time, with other harakat
+        (عِلْم against عَلِمَ, indexer.vocalization); else 1. Reads the
+        candidates' stored text; past the deadline the rest keep 1."""
+        agrees = np.ones(len(docs), np.int8)
+        wanted = [(w.text, {t.exact for t in analyze(w.text)}) for w in words]
+        for i in _top(key, PROXIMITY_CANDIDATES):
+            if deadline.passed():
+                break
+            fields = view.stored(docs[i], text=True)
+            texts = (fields.get("title") or "", fields.get("text") or "")
+            for typed, exacts in wanted:
+                written = [text[a:b] for text in texts for a, b, _ in highlight.matched_spans(text, exacts, ())]
+                if written and not any(vocalization.compatible(typed, w) for w in written):
+                    agrees[i] = 0
+        return agrees
 
     def _suggestion(self, view, q, plain_words, deadline):
         """A corrected query (did you mean), or None.

@@ -385,7 +385,7 @@ class IndexView:
         step = max(1, len(live) // sample_docs)
         for doc in live[::step][:sample_docs]:
             text = self.stored(doc).get("text") or ""
-            exact, stems = term_positions(text[:SAMPLE_TEXT_CHARS])
+            exact, stems, _ = term_positions(text[:SAMPLE_TEXT_CHARS])
             exact_df.update(exact.keys())
             stem_df.update(stems.keys())
             if deadline is not None and time.monotonic() > deadline:
@@ -451,8 +451,11 @@ class IndexView:
         return sum(f.doc_frequency(i) for f, i, _ in self._locate(field, text))
 
     def idf(self, field, text):
-        # Whoosh's idf: log(N / (df + 1)) + 1, with N counting deleted documents.
-        return log(self.N / (self.doc_frequency(field, text) + 1)) + 1
+        return self.idf_of(self.doc_frequency(field, text))
+
+    def idf_of(self, df):
+        # Whoosh's idf: log(N / (df + 1)) + 1, with N counting deleted documents (always > 0).
+        return log(self.N / (df + 1)) + 1
 
     def bm25(self, field, text, postings, boost):
         """Whoosh BM25F scores of `postings` (one term in one field), times boost."""

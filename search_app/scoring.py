@@ -37,7 +37,6 @@ document numbers.
 """
 
 from contextlib import contextmanager
-from math import log
 
 import numpy as np
 
@@ -53,16 +52,11 @@ MAX_BATCH = 256
 # far above rounding and far below any real difference in score.
 BOUND_MARGIN = 1e-9
 TIER = 1e6  # key = (matches a rare clause) * TIER + score (BM25 sums stay far below)
-COORD_POWER = 2.0  # coordination = (matched weight / query weight) ** COORD_POWER
+COORD_POWER = 1.5  # coordination = (matched weight / query weight) ** COORD_POWER
 COMMON_FRACTION = 0.1  # a clause in more of the documents than this is common
 COMMON_MIN_DOCS = 50  # ... and in at least this many (small collections have no common words)
 EMPTY_SCORES = np.zeros(0)
 EMPTY_COUNTS = np.zeros(0, np.int16)
-
-
-def idf(view, df):
-    """Whoosh's idf for a document frequency: log(N / (df + 1)) + 1 (always > 0)."""
-    return log(view.N / (df + 1)) + 1
 
 
 def clause_weights(view, scorers):
@@ -71,7 +65,7 @@ def clause_weights(view, scorers):
     terms') and whether it is rare. When every clause is common, all count
     as rare."""
     df = np.array([s.doc_frequency() for s in scorers], np.int64)
-    weights = np.array([idf(view, f) for f in df.tolist()], np.float64)
+    weights = np.array([view.idf_of(f) for f in df.tolist()], np.float64)
     common = df > max(COMMON_FRACTION * view.N, COMMON_MIN_DOCS)
     rare = ~common if not common.all() else np.ones(len(scorers), dtype=bool)
     return weights, rare
@@ -120,19 +114,21 @@ class TermScorer:
 
     countable = True
 
-    def __init__(self, view, field, term, boost):
+    def __init__(self, view, field, term, boost, recall=False):
         self.view = view
         self.field = field
         self.term = term
+        self.recall = recall  # a recall stream's term: left out of its clause's frequency
         self.stats = view.block_stats(field, term)
-        self.coef = boost * view.idf(field, term) * (K1 + 1)
+        self.df = view.doc_frequency(field, term)
+        self.coef = boost * view.idf_of(self.df) * (K1 + 1)
         self.boost = boost
 
     def bound(self):
         return self.stats.best.astype(np.float64) * self.boost
 
     def doc_frequency(self):
-        return self.view.doc_frequency(self.field, self.term)
+        return self.df
 
     def present(self):
         return self.stats.hi > self.stats.lo
@@ -247,8 +243,9 @@ class UnionScorer:
 
     def doc_frequency(self):
         # A word's forms (stem, exact, title) mostly find the same documents:
-        # the largest of theirs stands for the union's.
-        return max((c.doc_frequency() for c in self.children), default=0)
+        # the largest of theirs stands for the union's. A recall stream's
+        # term (a root, shared by many words) would make every word common.
+        return max((c.doc_frequency() for c in self.children if not getattr(c, "recall", False)), default=0)
 
     def present(self):
         return np.logical_or.reduce([c.present() for c in self.children],

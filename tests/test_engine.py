@@ -175,8 +175,9 @@ def test_scores_are_whoosh_bm25f(engine):
         from indexer.analysis import analyze
 
         token = analyze(word)[0]
-        for field, text in (("text", token.stem), ("title", token.stem),
-                            ("text_exact", token.exact), ("title_exact", token.exact)):
+        pairs = [("text", token.stem), ("title", token.stem), ("text_exact", token.exact),
+                 ("title_exact", token.exact)] + [("text_root", r) for r in token.roots]
+        for field, text in pairs:
             terms.append(Term(field, text, boost=schema.FIELD_BOOSTS[field]))
         whoosh_hits = view.searcher.search(Or(terms), limit=None)
         expected = {h["id"]: round(h.score, 4) for h in whoosh_hits}

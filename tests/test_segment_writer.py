@@ -318,6 +318,8 @@ def test_merge_memory_does_not_grow_with_postings(tmp_path):
 # position), a lone tatweel and marks (no form), an underscore (two words).
 IRREGULAR_TEXTS = (
     "قال رسول الله ﷺ: الحمد لله",
+    # Lone proclitics: two roots at one position in the recall stream.
+    "سافر ببغداد ثم لباريس وأقام بسوسة",
     "ٱلْحَمْدُ لِلَّهِ رَبِّ ٱلْعَٰلَمِينَ ذَٰلِكَ ٱلْكِتَٰبُ لَا رَيْبَ فِيهِ",
     "وَأَقِيمُوا ٱلصَّلَوٰةَ وَءَاتُوا ٱلزَّكَوٰةَ ـ ـــ ً الكتاب_المدرسة",
     "",
@@ -332,20 +334,24 @@ def test_form_codes_give_the_positions_of_the_analysis():
         codes, positions, stems = forms.encode(text)
         if positions is None:
             positions = list(range(len(codes)))
-        exact, stemmed = {}, {}
+        exact, stemmed, roots = {}, {}, {}
         for code, pos in zip(codes, positions):
             exact.setdefault(forms.terms[forms.exact[code]], []).append(pos)
             if forms.stem[code] >= 0:
                 stemmed.setdefault(forms.terms[forms.stem[code]], []).append(pos)
-        want_exact, want_stems = term_positions(text)
+            for number in (forms.root[code], forms.root2[code]):
+                if number >= 0:
+                    roots.setdefault(forms.terms[number], []).append(pos)
+        want_exact, want_stems, want_roots = term_positions(text)
         assert exact == want_exact, text
         assert stemmed == want_stems, text
+        assert roots == want_roots, text
         assert stems == sum(map(len, want_stems.values()))
 
 
 def test_irregular_words_index_as_whoosh_indexes_them(tmp_path):
     docs = [{"id": f"d{i}", "title": text[:20], "title_exact": text[:20], "text": text,
-             "text_exact": text} for i, text in enumerate(IRREGULAR_TEXTS * 3)]
+             "text_exact": text, "text_root": text} for i, text in enumerate(IRREGULAR_TEXTS * 3)]
     plain = build(tmp_path / "plain", docs, SegmentWriter)
     fast = build(tmp_path / "fast", docs, FastSegmentWriter)
     assert dump(fast) == dump(plain)

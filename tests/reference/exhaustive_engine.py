@@ -283,6 +283,7 @@ class SearchEngine:
         tokens = analyze(atom.text)
         exacts = {t.exact for t in tokens}
         stems = {t.stem for t in tokens if t.stem is not None}
+        roots = {r for t in tokens for r in t.roots}
         if len({t.position for t in tokens}) > 1:
             # One typed token that analyses into several words (a ligature,
             # "word,word"): all of them are required. (Two forms at one
@@ -299,6 +300,7 @@ class SearchEngine:
             return _and_units(units)
         pairs = [(STEM_FIELDS[s], st) for s in scope for st in stems]
         pairs += [(EXACT_FIELDS[s], e) for s in scope for e in exacts]
+        pairs += [("text_root", r) for s in scope if s == "text" for r in roots]  # the recall stream (#9)
         mask, score, complete = self._score_terms(view, pairs, deadline)
         return _Unit(mask, score, exacts, stems, complete, _max_df(view, pairs))
 
@@ -559,7 +561,8 @@ class SearchEngine:
         matches = np.flatnonzero(candidates)
         # Issue #9's ranking, restated over whole-collection arrays: soft
         # coordination by idf weights, common clauses after rare ones, then
-        # (below) proximity on the best candidates.
+        # (below) proximity on the best candidates. (The vocalization rule is
+        # not restated: the equivalence test's queries carry no harakat.)
         df = np.array([u.df for u in clause_units], np.int64)
         weights = np.log(view.N / (df + 1)) + 1
         common = df > max(scoring.COMMON_FRACTION * view.N, scoring.COMMON_MIN_DOCS)
@@ -888,4 +891,5 @@ def _and_units(units):
 
 
 def _max_df(view, pairs):
-    return max((view.doc_frequency(field, term) for field, term in pairs), default=0)
+    # The recall stream's roots are left out (see scoring.UnionScorer.doc_frequency).
+    return max((view.doc_frequency(field, term) for field, term in pairs if field != "text_root"), default=0)

@@ -243,7 +243,7 @@ class IndexView:
         step = max(1, len(live) // sample_docs)
         for doc in live[::step][:sample_docs]:
             text = self.stored(doc).get("text") or ""
-            exact, stems = term_positions(text[:SAMPLE_TEXT_CHARS])
+            exact, stems, _ = term_positions(text[:SAMPLE_TEXT_CHARS])
             exact_df.update(exact.keys())
             stem_df.update(stems.keys())
             if deadline is not None and time.monotonic() > deadline:
