@@ -353,7 +353,10 @@ class SearchEngine:
             return AllScorer(view, children), exacts, stems, True
         pairs = [(STEM_FIELDS[s], st) for s in scope for st in stems]
         pairs += [(EXACT_FIELDS[s], e) for s in scope for e in exacts]
-        pairs += [(ROOT_FIELDS[s], r) for s in scope if s in ROOT_FIELDS for r in roots]
+        # A common root (قول: قال، يقول، القول...) would find a large share of
+        # the collection for little ranking: only the rarer roots are searched.
+        pairs += [(ROOT_FIELDS[s], r) for s in scope if s in ROOT_FIELDS for r in roots
+                  if not scoring.is_common(view, view.doc_frequency(ROOT_FIELDS[s], r))]
         terms, complete = self._terms(view, pairs, deadline)
         return UnionScorer(view, terms), exacts, stems, complete
 
@@ -713,17 +716,20 @@ class SearchEngine:
         return factor
 
     def _vocalization_agrees(self, view, words, docs, key, deadline):
-        """0 for each of the PROXIMITY_CANDIDATES best documents by `key` where
-        a vocalized query word is written, every time, with other harakat
-        (عِلْم against عَلِمَ, indexer.vocalization); else 1. Reads the
-        candidates' stored text; past the deadline the rest keep 1."""
-        agrees = np.ones(len(docs), np.int8)
+        """1 for each of the PROXIMITY_CANDIDATES best documents by `key` that
+        never writes a vocalized query word only with other harakat (عِلْم
+        against عَلِمَ, indexer.vocalization); 0 for the others and for the
+        documents not looked at, which rank below the candidates anyway, so
+        the order is the same whatever the depth. Reads the candidates' stored
+        text; past the deadline the rest keep 0 (a coarser ranking)."""
+        agrees = np.zeros(len(docs), np.int8)
         wanted = [(w.text, {t.exact for t in analyze(w.text)}) for w in words]
         for i in _top(key, PROXIMITY_CANDIDATES):
             if deadline.passed():
                 break
             fields = view.stored(docs[i], text=True)
             texts = (fields.get("title") or "", fields.get("text") or "")
+            agrees[i] = 1
             for typed, exacts in wanted:
                 written = [text[a:b] for text in texts for a, b, _ in highlight.matched_spans(text, exacts, ())]
                 if written and not any(vocalization.compatible(typed, w) for w in written):

@@ -59,6 +59,11 @@ EMPTY_SCORES = np.zeros(0)
 EMPTY_COUNTS = np.zeros(0, np.int16)
 
 
+def is_common(view, df):
+    """Whether a document frequency makes a clause (or a root) common."""
+    return df > max(COMMON_FRACTION * view.N, COMMON_MIN_DOCS)
+
+
 def clause_weights(view, scorers):
     """(weights, rare) of the query's counted clauses: each clause's idf
     (from its document frequency, as each scorer estimates it from its
@@ -66,7 +71,7 @@ def clause_weights(view, scorers):
     as rare."""
     df = np.array([s.doc_frequency() for s in scorers], np.int64)
     weights = np.array([view.idf_of(f) for f in df.tolist()], np.float64)
-    common = df > max(COMMON_FRACTION * view.N, COMMON_MIN_DOCS)
+    common = is_common(view, df)
     rare = ~common if not common.all() else np.ones(len(scorers), dtype=bool)
     return weights, rare
 

@@ -300,7 +300,8 @@ class SearchEngine:
             return _and_units(units)
         pairs = [(STEM_FIELDS[s], st) for s in scope for st in stems]
         pairs += [(EXACT_FIELDS[s], e) for s in scope for e in exacts]
-        pairs += [("text_root", r) for s in scope if s == "text" for r in roots]  # the recall stream (#9)
+        pairs += [("text_root", r) for s in scope if s == "text" for r in roots  # the recall stream (#9)
+                  if not scoring.is_common(view, view.doc_frequency("text_root", r))]
         mask, score, complete = self._score_terms(view, pairs, deadline)
         return _Unit(mask, score, exacts, stems, complete, _max_df(view, pairs))
 
