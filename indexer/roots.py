@@ -8,10 +8,11 @@ that a question and a passage that share only a root still meet (issue
 fields, so it finds more than it ranks).
 
 Roots come from the ISRI stemmer (Taghva, Elkhoury & Coombs 2005) as nltk
-ships it (Apache-2.0). Measured against Snowball Arabic as the stream on the
-dev sets (bench/relevance.py): ISRI found more (hadith Recall@100 0.130
-against 0.111) and ranked better (news-title MAP@10 0.835 against 0.820).
-nltk takes about a second to import, so it is imported on the first word.
+ships it (Apache-2.0), vendored in `indexer/isri.py` (importing nltk costs a
+second and 75 MB per process, see there). Measured against Snowball Arabic
+as the stream on the dev sets (bench/relevance.py): ISRI found more (hadith
+Recall@100 0.130 against 0.111) and ranked better (news-title MAP@10 0.835
+against 0.820).
 
 light10 leaves a lone ب or ل proclitic on (ببغداد، لباريس، بسوسة) and so does
 ISRI, so a word of PROCLITIC_MIN_LETTERS or more that starts with one also
@@ -25,6 +26,8 @@ Input is a NORMALIZED word, as for light10. Pure text: no Whoosh here.
 
 from functools import lru_cache
 
+from indexer.isri import ISRIStemmer
+
 BEH = "\u0628"  # ARABIC LETTER BEH
 LAM = "\u0644"  # ARABIC LETTER LAM
 LONE_PROCLITICS = (BEH, LAM)
@@ -33,21 +36,13 @@ ARTICLE_PREFIXES = (BEH + "\u0627" + LAM, LAM + LAM)
 PROCLITIC_MIN_LETTERS = 5
 MIN_ROOT_LETTERS = 2  # a shorter result is not a root: the word itself is kept
 
-_stemmer = []
-
-
-def _isri():
-    if not _stemmer:
-        from nltk.stem.isri import ISRIStemmer  # about a second: only when a word is analysed
-
-        _stemmer.append(ISRIStemmer())
-    return _stemmer[0]
+_ISRI = ISRIStemmer()
 
 
 @lru_cache(maxsize=1 << 18)
 def root(word: str) -> str:
     """The ISRI root of a normalized word (the word itself when that is too short)."""
-    found = _isri().stem(word)
+    found = _ISRI.stem(word)
     return found if len(found) >= MIN_ROOT_LETTERS else word
 
 
