@@ -60,7 +60,7 @@ EMPTY_COUNTS = np.zeros(0, np.int16)
 
 
 def is_common(view, df):
-    """Whether a document frequency makes a clause (or a root) common."""
+    """Whether a document frequency makes a clause, or a root, common."""
     return df > max(COMMON_FRACTION * view.N, COMMON_MIN_DOCS)
 
 
