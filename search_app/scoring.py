@@ -546,6 +546,7 @@ def top(view, scorers, keep, depth, deadline, sort="relevance", counted_exactly=
     order = candidates[np.argsort(-block_key[candidates], kind="stable")]
     done = np.zeros(view.block_count, dtype=bool)
     threshold = -np.inf
+    key = EMPTY_SCORES  # the ranking key of each kept document (out.docs)
     counting = counted_exactly is None
     batch = FIRST_BATCH
     i = 0
@@ -572,12 +573,13 @@ def top(view, scorers, keep, depth, deadline, sort="relevance", counted_exactly=
         out.scores = np.concatenate([out.scores, scores])
         out.counts = np.concatenate([out.counts, counts])
         out.weights = np.concatenate([out.weights, matched])
-        key = _key(view, out, sort)
+        # Keys of the kept documents are kept too: only a batch's new ones are computed.
+        key = np.concatenate([key, _key(view, docs, scores, counts, matched, total_weight, sort)])
         if len(key) > depth:
             threshold = np.partition(key, len(key) - depth)[len(key) - depth]
             best = key >= threshold
-            out.docs, out.scores, out.counts, out.weights = (out.docs[best], out.scores[best], out.counts[best],
-                                                             out.weights[best])
+            out.docs, out.scores, out.counts, out.weights, key = (out.docs[best], out.scores[best], out.counts[best],
+                                                                  out.weights[best], key[best])
     if counting:
         # Past the top k, count on (no ranking) until the count is large
         # enough to be reported as a lower bound, or exact.
@@ -643,7 +645,7 @@ def ranking_key(counts, scores):
     return (counts > 0) * TIER + scores
 
 
-def _key(view, ranked, sort):
+def _key(view, docs, scores, counts, weights, total_weight, sort):
     if sort == "date":
-        return view.dates[ranked.docs].astype(np.float64)
-    return ranking_key(ranked.counts, coordinated(ranked.scores, ranked.weights, ranked.total_weight))
+        return view.dates[docs].astype(np.float64)
+    return ranking_key(counts, coordinated(scores, weights, total_weight))
