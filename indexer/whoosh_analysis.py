@@ -66,32 +66,31 @@ class ArabicStemFilter(Filter):
     def __eq__(self, other):
         return other is not None and self.__class__ is other.__class__
 
+    @staticmethod
+    def words(form):
+        """The stream's words for one Form: none for a stopword."""
+        return () if form.stem is None else (form.stem,)
+
     def __call__(self, tokens):
         for t in tokens:
-            stem = t.form.stem
-            if stem is None:
+            found = self.words(t.form)
+            if not found:
                 if not t.removestops:
                     t.stopped = True
                     yield t
                 continue
-            t.text = stem
-            yield t
+            for word in found:  # several words stand at the same position
+                t.text = word
+                yield t
 
 
 class ArabicRootFilter(ArabicStemFilter):
     """As ArabicStemFilter, with the recall stream's roots (indexer.roots):
     one token per root, the second at the same position as the first."""
 
-    def __call__(self, tokens):
-        for t in tokens:
-            if not t.form.roots:
-                if not t.removestops:
-                    t.stopped = True
-                    yield t
-                continue
-            for r in t.form.roots:
-                t.text = r
-                yield t
+    @staticmethod
+    def words(form):
+        return form.roots
 
 
 def exact_analyzer():
@@ -109,6 +108,7 @@ def root_analyzer():
     return ArabicTokenizer() | ArabicRootFilter()
 
 
+STREAMS = ("exact", "stem", "root")  # the order of term_positions' result
 _last_analysis = [None, None]  # (text, (exact positions, stem positions, root positions))
 
 
@@ -182,8 +182,7 @@ class ArabicTextField(TEXT):
     def index(self, value, **kwargs):
         if not isinstance(value, str):
             return super().index(value, **kwargs)
-        exact, stems, roots = term_positions(value)
-        poses = roots if self.root else stems if self.stemmed else exact
+        poses = term_positions(value)[STREAMS.index(self.stream)]
         encode = self.format.encode
         boost = self.format.field_boost
         single = _SINGLE_POSITION

@@ -430,7 +430,7 @@ class PhraseScorer:
 
     def _verify(self, candidates):
         """The candidates (holding every word) where the words stand in order, one form each."""
-        return candidates[in_sequence(self.view, [g[0] for g in self.groups], candidates)]
+        return candidates[in_sequence([g[0] for g in self.groups], candidates)]
 
     def _verify_forms(self, candidates):
         """As _verify, for groups of several forms (a dagger-alef word's two spellings)."""
@@ -460,7 +460,7 @@ def positions_table(terms, candidates):
     return (np.concatenate(found) if found else np.zeros(0, np.int64)), offsets
 
 
-def in_sequence(view, terms, candidates):
+def in_sequence(terms, candidates):
     """Mask over `candidates` (sorted; each holds every term): the terms stand
     at consecutive positions. Reads the positions of the candidates only."""
     matched = np.zeros(len(candidates), dtype=bool)
